@@ -1,0 +1,62 @@
+"""The one builder: config -> encoders, adapters and backbone, wired into a `MultimodalModel`."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from encoders import AudioEncoder, VisionEncoder
+from multimodal.adapters import Adapter
+from multimodal.backbone import backbone_from_dir, load_backbone
+from multimodal.config import Config, load_config
+from multimodal.model import PLACEHOLDERS, MultimodalModel
+from multimodal.trainable import apply_training_modes
+
+
+def build(
+    config: Config | str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    pretrained: bool = True,
+    backbone_dir: str | Path | None = None,
+) -> MultimodalModel:
+    """Build a model from a Config or a YAML path (+ `a.b=value` overrides).
+
+    pretrained=False skips every pretrained weight (a checkpoint is about to overwrite them all);
+    backbone_dir then names a saved HF config + tokenizer to build the backbone from.
+    """
+    if not isinstance(config, Config):
+        config = load_config(config, overrides)
+    elif overrides:
+        raise ValueError("overrides apply to a YAML path; edit the Config object directly instead")
+    torch.manual_seed(config.training.seed)  # random-init parts are reproducible from the config
+
+    if backbone_dir is not None:
+        backbone, tokenizer = backbone_from_dir(backbone_dir, config.backbone.kind)
+    else:
+        backbone, tokenizer = load_backbone(dataclasses.replace(config.backbone, pretrained=config.backbone.pretrained and pretrained))
+    pretrained_parts: dict[str, str] = {}
+    if config.backbone.pretrained:
+        pretrained_parts["backbone"] = config.backbone.name
+    lm_width = backbone.get_input_embeddings().embedding_dim
+
+    encoders, adapters = {}, {}
+    image_cfg, audio_cfg = config.encoders.image, config.encoders.audio
+    if image_cfg is not None:
+        if image_cfg.pretrained:
+            pretrained_parts["image_encoder"] = f"{image_cfg.name} ({image_cfg.pretrained})"
+        if not pretrained and image_cfg.source == "timm":
+            image_cfg = dataclasses.replace(image_cfg, pretrained="")
+        encoders["image"] = VisionEncoder(image_cfg)
+        adapters["image"] = Adapter(config.adapters.image, encoders["image"].out_dim, lm_width)
+    if audio_cfg is not None:
+        if audio_cfg.name:
+            pretrained_parts["audio_encoder"] = audio_cfg.name
+        encoders["audio"] = AudioEncoder(audio_cfg)
+        adapters["audio"] = Adapter(config.adapters.audio, encoders["audio"].out_dim, lm_width)
+
+    tokenizer.add_tokens([PLACEHOLDERS[m] for m in encoders], special_tokens=True)
+    model = MultimodalModel(config, backbone, tokenizer, encoders, adapters, pretrained_parts)
+    apply_training_modes(model)
+    return model

@@ -1,0 +1,105 @@
+"""Checkpoints: safetensors weights + the YAML config + the backbone's HF config and tokenizer.
+
+Layout of a checkpoint dir:
+    config.yaml          the full `Config` the model was built from
+    checkpoint.json      format ("full" | "adapter"), the pretrained parts it attaches to, stored keys
+    backbone/            the backbone's HF config.json and tokenizer files (placeholders included)
+    model.safetensors    full: every weight      | adapter: only what `trainable.stored_keys` names
+A full checkpoint rebuilds without any pretrained download; an adapter checkpoint loads the pretrained
+parts named in checkpoint.json first. Nothing is unpickled and no remote code runs. A save writes a
+temporary sibling dir and renames it into place, so a crash never leaves half a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import yaml
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+from multimodal.config import Config, from_dict, to_dict
+from multimodal.model import MultimodalModel
+from multimodal.trainable import stored_keys
+
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint dir that is missing, incomplete or does not match its config."""
+
+
+def save(model: MultimodalModel, directory: str | Path, adapter_only: bool = False) -> Path:
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        keys = stored_keys(model) if adapter_only else None
+        (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(model.config), sort_keys=False))
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "format": "adapter" if adapter_only else "full",
+            "attaches_to": model.pretrained_parts if adapter_only else {},
+            "stored_keys": keys,
+        }
+        (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=2))
+        model.backbone.config.save_pretrained(tmp / "backbone")
+        model.tokenizer.save_pretrained(tmp / "backbone")
+        if adapter_only:
+            state = model.state_dict()
+            save_file({k: state[k].detach().contiguous().clone() for k in keys}, tmp / WEIGHTS)
+        else:
+            save_model(model, str(tmp / WEIGHTS))  # handles tied weights (LM head = embeddings)
+        _replace_dir(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move `new` to `target`; an existing target is moved aside first and removed only afterwards."""
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load(directory: str | Path) -> MultimodalModel:
+    """The model saved in `directory` (by `model.save` or the training loop), in eval mode."""
+    from multimodal.build import build
+
+    directory = Path(directory)
+    for name in ("config.yaml", "checkpoint.json", WEIGHTS, "backbone/config.json"):
+        if not (directory / name).is_file():
+            raise CheckpointError(f"'{directory}' is not a multimodal checkpoint: {name} is missing")
+    meta = json.loads((directory / "checkpoint.json").read_text())
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"'{directory}' was written by a newer version (format {meta['format_version']})")
+    config: Config = from_dict(Config, yaml.safe_load((directory / "config.yaml").read_text()))
+
+    if meta["format"] == "full":
+        model = build(config, pretrained=False, backbone_dir=directory / "backbone")
+        missing, unexpected = load_model(model, str(directory / WEIGHTS), strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"'{directory}': weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+    else:
+        model = build(config, pretrained=True)
+        state = load_file(directory / WEIGHTS)
+        expected = set(stored_keys(model))
+        if set(state) != expected:
+            raise CheckpointError(
+                f"'{directory}': stored weights do not match the config: "
+                f"missing {sorted(expected - set(state))[:5]}, unexpected {sorted(set(state) - expected)[:5]}"
+            )
+        model.load_state_dict(state, strict=False)
+    return model.eval()

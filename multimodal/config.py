@@ -1,0 +1,211 @@
+"""Typed, nested configuration: dataclass defaults <- YAML file <- `a.b=value` overrides.
+
+Every component has one dataclass. `load_config` reads a YAML file from `configs/`, applies command-line
+style overrides, and checks every key and type against the dataclasses: an unknown key or a wrong type is
+a `ConfigError` that names the key and lists what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from encoders import AudioEncoderConfig, VisionEncoderConfig
+
+TrainMode = Literal["frozen", "lora", "full"]
+
+
+class ConfigError(ValueError):
+    """A configuration key, value or file that does not fit the dataclasses."""
+
+
+@dataclass
+class AdapterConfig:
+    """Token reduction then projection from an encoder's width to the LM's width."""
+
+    reduction: Literal["none", "pixel_shuffle", "stack"] = "none"
+    factor: int = 1  # pixel shuffle: r (r*r tokens merge); stack: k consecutive frames merge
+    projector: Literal["linear", "mlp", "swiglu"] = "mlp"
+    hidden_dim: int = 0  # MLP width; 0 = the LM's width
+    norm: Literal["none", "layernorm", "rmsnorm"] = "layernorm"  # applied to the reduced features
+
+
+@dataclass
+class EncodersConfig:
+    image: Optional[VisionEncoderConfig] = None  # null = no image input
+    audio: Optional[AudioEncoderConfig] = None  # null = no audio input
+
+
+@dataclass
+class AdaptersConfig:
+    image: AdapterConfig = field(default_factory=lambda: AdapterConfig(reduction="pixel_shuffle", factor=2))
+    audio: AdapterConfig = field(default_factory=lambda: AdapterConfig(reduction="stack", factor=5))
+
+
+@dataclass
+class BackboneConfig:
+    """A Hugging Face language model, by hub name, local dir, or a preset of `multimodal.backbone`."""
+
+    name: str = "smollm2-135m-instruct"
+    kind: Literal["causal", "encoder"] = "causal"  # decoder LM (generation) or encoder LM (BERT family)
+    pretrained: bool = True  # False = random init from the named model's config (+ overrides)
+    overrides: dict[str, Any] = field(default_factory=dict)  # HF config fields, e.g. {num_hidden_layers: 2}
+
+
+@dataclass
+class ComponentTraining:
+    """How one component trains: frozen, LoRA (through peft) or fully, at its own learning rate."""
+
+    mode: TrainMode = "full"
+    lr: float = 1e-4
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
+class TrainingConfig:
+    image_encoder: ComponentTraining = field(default_factory=lambda: ComponentTraining(mode="frozen"))
+    audio_encoder: ComponentTraining = field(default_factory=lambda: ComponentTraining(mode="full", lr=1e-3))
+    adapters: ComponentTraining = field(default_factory=lambda: ComponentTraining(mode="full", lr=3e-3))
+    backbone: ComponentTraining = field(default_factory=lambda: ComponentTraining(mode="lora", lr=2e-4))
+    batch_size: int = 16
+    grad_accum_steps: int = 1
+    max_steps: int = 1000
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    train: str = ""  # path of the training data (folder with metadata, JSONL/CSV, or a saved dataset)
+    eval: str = ""
+    max_text_tokens: int = 128
+
+
+@dataclass
+class Config:
+    encoders: EncodersConfig = field(default_factory=EncodersConfig)
+    adapters: AdaptersConfig = field(default_factory=AdaptersConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading, overriding and checking
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults <- the YAML file at `path` (if any) <- overrides like `backbone.name=gpt2`."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file '{path}' does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file '{path}' is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file '{path}' must hold a mapping at the top, got {type(data).__name__}")
+    for item in overrides:
+        apply_override(data, item)
+    return from_dict(Config, data)
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (`3`, `1e-3`, `[a, b]`, `null`)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{item}' must look like section.key=value")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Build dataclass `cls` from plain data, checking every key and value against the field types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{where or 'config'}' must be a mapping of {_field_names(cls)}, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        name = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"unknown config key '{name}'; valid keys here: {_field_names(cls)}")
+    hints = typing.get_type_hints(cls)
+    values = {k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**values)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _field_names(cls: type) -> str:
+    return ", ".join(f.name for f in dataclasses.fields(cls))
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"'{where}' may not be null")
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1 and dataclasses.is_dataclass(inner[0]) and isinstance(value, dict):
+            return from_dict(inner[0], value, where)
+        return _convert(inner[0], value, where)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"'{where}' is {value!r}; valid values: {', '.join(map(str, args))}")
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"'{where}' must be a list, got {value!r}")
+        return [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{where}' must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{where}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{where}' must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads `1e-3` as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"'{where}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"'{where}' must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"'{where}': unsupported field type {tp!r}")  # a bug in a dataclass, not in the YAML

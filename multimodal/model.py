@@ -1,0 +1,157 @@
+"""The fused model: modality encoders -> adapters -> placeholder tokens in a pretrained LM's input embeddings.
+
+The model receives modules that are already built (`multimodal.build` does the wiring). Adapter outputs
+replace the embeddings of placeholder tokens (`<image>`, `<audio>`) in order of appearance; when the number
+of placeholder tokens and the number of adapter tokens disagree, that is an error, never a truncation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from multimodal.adapters import Adapter
+from multimodal.config import Config
+
+PLACEHOLDERS = {"image": "<image>", "audio": "<audio>"}  # modality -> placeholder token string
+IGNORE_INDEX = -100  # label of a position that is not a target
+
+
+class PlaceholderMismatchError(ValueError):
+    """The prompt's placeholder tokens and the encoders' adapter tokens differ in number."""
+
+
+@dataclass
+class ModelOutput:
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None  # (B, L, V) causal LM logits, when asked for
+    hidden_states: torch.Tensor | None = None  # (B, L, D) last hidden states of an encoder LM
+
+
+class MultimodalModel(nn.Module):
+    def __init__(
+        self,
+        config: Config,
+        backbone: nn.Module,
+        tokenizer: Any,
+        encoders: dict[str, nn.Module],
+        adapters: dict[str, Adapter],
+        pretrained_parts: dict[str, str],
+    ):
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.encoders = nn.ModuleDict(encoders)
+        self.adapters = nn.ModuleDict(adapters)
+        self.pretrained_parts = pretrained_parts  # component -> the pretrained source it was loaded from
+        self.placeholder_ids = {m: tokenizer.convert_tokens_to_ids(PLACEHOLDERS[m]) for m in self.encoders}
+        self.is_causal = config.backbone.kind == "causal"
+
+    # ---- components and their training modes
+    def components(self) -> dict[str, nn.Module]:
+        """Named parts, as `training.<name>` in the config sees them (`adapters` covers every adapter)."""
+        parts: dict[str, nn.Module] = {"backbone": self.backbone, "adapters": self.adapters}
+        for modality, encoder in self.encoders.items():
+            parts[f"{modality}_encoder"] = encoder
+        return parts
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for name, module in self.components().items():  # frozen parts keep eval behaviour (BN stats, dropout)
+            if getattr(self.config.training, name).mode == "frozen":
+                module.eval()
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ---- the fused input
+    def encode(self, modality: str, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw modality input -> adapter tokens (N, T', D_lm) and their mask (N, T')."""
+        return self.adapters[modality](self.encoders[modality](**inputs))
+
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        audio_values: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Token embeddings (B, L, D_lm) with adapter tokens spliced in at the placeholders."""
+        inputs = {
+            "image": {"pixel_values": pixel_values} if pixel_values is not None else None,
+            "audio": {"input_values": audio_values, "attention_mask": audio_attention_mask}
+            if audio_values is not None
+            else None,
+        }
+        table = self.backbone.get_input_embeddings()
+        is_placeholder = torch.zeros_like(input_ids, dtype=torch.bool)
+        for token_id in self.placeholder_ids.values():
+            is_placeholder |= input_ids == token_id
+        embeds = table(input_ids.masked_fill(is_placeholder, 0))  # (B, L, D_lm); placeholder rows replaced below
+        for modality, token_id in self.placeholder_ids.items():
+            slots = input_ids == token_id  # (B, L)
+            n_slots = int(slots.sum())
+            if inputs[modality] is None:
+                if n_slots:
+                    raise PlaceholderMismatchError(f"{n_slots} {PLACEHOLDERS[modality]} tokens but no {modality} input")
+                continue
+            tokens, mask = self.encode(modality, **inputs[modality])  # (N, T', D_lm), (N, T')
+            real = tokens[mask]  # (sum of real tokens, D_lm), item by item in order
+            if real.shape[0] != n_slots:
+                raise PlaceholderMismatchError(
+                    f"{modality}: the prompts hold {n_slots} {PLACEHOLDERS[modality]} tokens but the "
+                    f"{tokens.shape[0]} {modality} input(s) give {real.shape[0]} adapter tokens"
+                )
+            embeds = embeds.masked_scatter(slots.unsqueeze(-1), real.to(embeds.dtype))
+        for modality in set(PLACEHOLDERS) - set(self.placeholder_ids):
+            if inputs[modality] is not None:
+                raise ValueError(f"this model has no {modality} encoder (config encoders.{modality} is null)")
+        return embeds
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        audio_values: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        return_logits: bool = False,
+    ) -> ModelOutput:
+        """Causal LM: loss on target tokens only (labels != -100), logits when no labels or when asked.
+        Encoder LM: last hidden states (heads live in tasks)."""
+        embeds = self.embed(input_ids, pixel_values, audio_values, audio_attention_mask)
+        if not self.is_causal:
+            out = self.backbone(inputs_embeds=embeds, attention_mask=attention_mask)
+            return ModelOutput(hidden_states=out.last_hidden_state)
+        hidden = self.backbone.base_model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        head = self.backbone.get_output_embeddings()
+        output = ModelOutput()
+        if labels is None or return_logits:
+            output.logits = head(hidden)  # (B, L, V)
+        if labels is not None:
+            targets = labels[:, 1:]  # (B, L-1): token t+1 is predicted at position t
+            is_target = targets != IGNORE_INDEX
+            logits = head(hidden[:, :-1][is_target])  # (N_targets, V): the head runs on targets only
+            output.loss = F.cross_entropy(logits.float(), targets[is_target])
+        return output
+
+    @torch.no_grad()
+    def generate(self, batch: dict[str, torch.Tensor], generation: Any = None) -> list[str]:
+        """Decode a left-padded batch from `Processor`; returns one text per row (see multimodal.generation)."""
+        from multimodal.generation import generate
+
+        return generate(self, batch, generation)
+
+    def save(self, directory: str | Path, adapter_only: bool = False) -> Path:
+        from multimodal.checkpoint import save
+
+        return save(self, directory, adapter_only=adapter_only)

@@ -1,0 +1,102 @@
+"""From examples (prompt, target, images, audio clips) to model tensors.
+
+A prompt holds `<image>` / `<audio>` markers where its inputs go. Each marker is expanded into exactly as
+many placeholder tokens as the adapter emits for that input, so the model can splice them one to one.
+Targets are appended after the prompt and followed by the end-of-sequence token, which is supervised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from multimodal.model import IGNORE_INDEX, PLACEHOLDERS, MultimodalModel
+
+
+@dataclass
+class Example:
+    prompt: str  # with one `<image>` / `<audio>` marker per input, in order
+    target: str | None = None  # text to learn (training) or None (generation)
+    images: list[Any] = field(default_factory=list)  # PIL images, paths or arrays
+    audios: list[Any] = field(default_factory=list)  # waveforms at 16 kHz, or paths
+
+
+class Processor:
+    def __init__(self, model: MultimodalModel, max_text_tokens: int | None = None):
+        self.model = model
+        self.tokenizer = model.tokenizer
+        self.max_text_tokens = max_text_tokens
+
+    # ---- how many placeholder tokens one input takes
+    def n_image_tokens(self) -> int:
+        encoder = self.model.encoders["image"]
+        return self.model.adapters["image"].n_tokens(encoder.n_tokens, grid=encoder.grid_size)
+
+    def n_audio_tokens(self, n_samples: int) -> int:
+        n_frames = self.model.encoders["audio"].output_lengths(torch.tensor([n_samples]))
+        return int(self.model.adapters["audio"].n_tokens(n_frames)[0])
+
+    # ---- one example
+    def tokenize(self, example: Example, audio_lengths: list[int]) -> tuple[list[int], list[int]]:
+        """(input ids, labels) for one example, placeholders expanded."""
+        tok = self.tokenizer
+        ids = tok(example.prompt, add_special_tokens=True).input_ids
+        counts = {m: sum(1 for i in ids if i == tok.convert_tokens_to_ids(s)) for m, s in PLACEHOLDERS.items()}
+        if counts["image"] != len(example.images) or counts["audio"] != len(example.audios):
+            raise ValueError(
+                f"prompt {example.prompt!r} has {counts['image']} <image> and {counts['audio']} <audio> "
+                f"markers for {len(example.images)} image(s) and {len(example.audios)} audio clip(s)"
+            )
+        expanded: list[int] = []
+        audio_iter = iter(audio_lengths)
+        for i in ids:
+            if i == self.model.placeholder_ids.get("image"):
+                expanded += [i] * self.n_image_tokens()
+            elif i == self.model.placeholder_ids.get("audio"):
+                expanded += [i] * self.n_audio_tokens(next(audio_iter))
+            else:
+                expanded.append(i)
+        labels = [IGNORE_INDEX] * len(expanded)
+        if example.target is not None:
+            target = tok(example.target, add_special_tokens=False).input_ids
+            if self.max_text_tokens is not None:
+                target = target[: self.max_text_tokens]
+            target.append(tok.eos_token_id)
+            expanded += target
+            labels += target
+        return expanded, labels
+
+    # ---- a batch
+    def __call__(self, examples: list[Example], padding_side: str = "right") -> dict[str, torch.Tensor]:
+        """Pad to a batch. Training pads right; generation pads left so every row ends at its prompt."""
+        from encoders import load_audio, load_image
+
+        images = [load_image(x) for ex in examples for x in ex.images]
+        audios = [x if isinstance(x, np.ndarray) else load_audio(x) for ex in examples for x in ex.audios]
+        lengths = [len(a) for a in audios]
+        rows, start = [], 0
+        for ex in examples:
+            rows.append(self.tokenize(ex, lengths[start : start + len(ex.audios)]))
+            start += len(ex.audios)
+        width = max(len(ids) for ids, _ in rows)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, (ids, lab) in enumerate(rows):
+            span = slice(width - len(ids), width) if padding_side == "left" else slice(0, len(ids))
+            input_ids[r, span] = torch.tensor(ids)
+            labels[r, span] = torch.tensor(lab)
+            attention_mask[r, span] = 1
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}  # (B, L) each
+        if any(ex.target is not None for ex in examples):
+            batch["labels"] = labels
+        if images:
+            batch["pixel_values"] = self.model.encoders["image"].preprocess(images)  # (N_images, 3, H, W)
+        if audios:
+            values, mask = self.model.encoders["audio"].preprocess(audios)  # (N_clips, S), (N_clips, S)
+            batch["audio_values"], batch["audio_attention_mask"] = values, mask
+        return batch
