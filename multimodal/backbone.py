@@ -113,7 +113,7 @@ def load_backbone(config: BackboneConfig):
             model = _model_class(config.kind).from_config(hf_config, dtype=torch.float32)
     except OSError as e:
         raise OSError(
-            f"cannot load backbone '{config.name}' (resolved to '{path}'): {e}. Offline, use a local dir "
+            f"cannot load backbone '{config.name}' (resolved to '{path}'): {str(e).rstrip('.')}. Offline, use a local dir "
             f"or a preset: {', '.join(PRESETS)}"
         ) from None
     return model, _with_pad_token(tokenizer)

@@ -29,12 +29,14 @@ def apply_training_modes(model: MultimodalModel) -> None:
 def _inject_lora(name: str, module: nn.Module, setting: ComponentTraining) -> None:
     from peft import LoraConfig, inject_adapter_in_model
 
-    present = {n.rsplit(".", 1)[-1] for n, m in module.named_modules() if isinstance(m, nn.Linear)}
+    present = {  # leaf layers with weights: nn.Linear, GPT-2's Conv1D, ...
+        n.rsplit(".", 1)[-1] for n, m in module.named_modules() if not list(m.children()) and hasattr(m, "weight")
+    }
     missing = [t for t in setting.lora_targets if t not in present]
     if missing or not setting.lora_targets:
         raise ValueError(
             f"training.{name}.lora_targets {setting.lora_targets}: {missing or 'empty'} not among the "
-            f"{name}'s linear layers: {', '.join(sorted(present))}"
+            f"{name}'s layers: {', '.join(sorted(present))}"
         )
     lora = LoraConfig(
         r=setting.lora_r,
