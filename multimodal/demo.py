@@ -46,16 +46,18 @@ def _speak(text: str, folder: Path) -> Path:
     return path
 
 
-def _imagenet_top(encoder, pixel_values: torch.Tensor, k: int = 3) -> str:
-    """The pretrained classifier head's top-k ImageNet classes, when the encoder still has one."""
-    model = getattr(encoder, "model", None)
-    if model is None or not hasattr(model, "forward_head") or getattr(model, "num_classes", 0) != 1000:
+def _imagenet_top(config, pixel_values: torch.Tensor, k: int = 3) -> str:
+    """The ImageNet top-k of the packaged EfficientNet-Lite0 classifier, when that is the image encoder."""
+    if config.name != "tf_efficientnet_lite0" or config.pretrained != "package":
         return ""
     from timm.data import ImageNetInfo
 
-    info = ImageNetInfo()
-    probs = model(pixel_values).softmax(-1)[0]
+    from encoders.efficientnet_lite import build_efficientnet_lite0
+
+    classifier = build_efficientnet_lite0(pretrained=True).eval()  # the encoder itself has no class head
+    probs = classifier(pixel_values).softmax(-1)[0]
     top = probs.topk(k)
+    info = ImageNetInfo()
     return ", ".join(f"{info.index_to_description(int(i))} {p:.0%}" for p, i in zip(top.values, top.indices))
 
 
@@ -89,7 +91,7 @@ def run(config_path: str = "configs/default.yaml") -> None:
         features = model.encoders["image"](pixels)
         tokens, _ = model.adapters["image"](features)
         print(f"\n2. image: {what}")
-        guess = _imagenet_top(model.encoders["image"], pixels)
+        guess = _imagenet_top(model.config.encoders.image, pixels)
         if guess:
             print(f"  the pretrained encoder's ImageNet guess: {guess}")
         print(f"  pixels {tuple(pixels.shape)} -> encoder features {tuple(features.features.shape)} "

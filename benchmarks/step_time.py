@@ -1,0 +1,94 @@
+"""One training step (forward + backward + AdamW) of a config on a synthetic image+audio+text batch.
+
+Prints build time, parameter counts and the median step time, with a bare-backbone step on the same
+token count as the reference in the same run (so machine noise affects both alike).
+
+    .venv/bin/python benchmarks/step_time.py configs/tiny.yaml
+    .venv/bin/python benchmarks/step_time.py configs/default.yaml --batch-size 8 --steps 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+import multimodal as mm
+from multimodal.trainable import count_parameters, parameter_groups
+
+
+def batch_of(model, batch_size: int, audio_s: float) -> dict:
+    rng = np.random.RandomState(0)
+    examples = []
+    for i in range(batch_size):
+        if i % 2 == 0 and "image" in model.encoders:
+            image = Image.fromarray(rng.randint(0, 255, (224, 224, 3), dtype=np.uint8))
+            examples.append(mm.Example("<image>\nDescribe the image.", "a small red square on a blue field", images=[image]))
+        elif "audio" in model.encoders:
+            audio = rng.randn(int(audio_s * 16000)).astype("float32") * 0.1
+            examples.append(mm.Example("<audio>\nTranscribe the audio.", "the quick brown fox jumps over the lazy dog", audios=[audio]))
+    return mm.Processor(model)(examples)
+
+
+def timed_steps(step, n: int) -> list[float]:
+    step()  # warm-up
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--audio-seconds", type=float, default=4.0)
+    p.add_argument("--steps", type=int, default=5)
+    args = p.parse_args()
+    torch.manual_seed(0)
+
+    t = time.perf_counter()
+    model = mm.build(args.config).train()
+    build_s = time.perf_counter() - t
+    total, trainable = count_parameters(model)
+    batch = batch_of(model, args.batch_size, args.audio_seconds)
+    optimizer = torch.optim.AdamW(parameter_groups(model, 0.01))
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        model(**batch).loss.backward()
+        optimizer.step()
+
+    ours = timed_steps(step, args.steps)
+
+    # Reference: the bare backbone on token ids of the same shape, same trainable set, same optimizer.
+    ids = batch["input_ids"].clamp(max=model.backbone.get_input_embeddings().num_embeddings - 1)
+    labels = batch["labels"]
+
+    def bare_step():
+        optimizer.zero_grad(set_to_none=True)
+        model.backbone(input_ids=ids, attention_mask=batch["attention_mask"], labels=labels).loss.backward()
+        optimizer.step()
+
+    bare = timed_steps(bare_step, args.steps)
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    n_tokens = int(batch["attention_mask"].sum())
+    print(f"config            {args.config}")
+    print(f"build             {build_s:.1f} s")
+    print(f"parameters        {total:,} total, {trainable:,} trainable ({trainable / total:.1%})")
+    print(f"batch             {args.batch_size} examples, {tuple(batch['input_ids'].shape)} tokens ({n_tokens} real)")
+    print(f"step (ours)       median {statistics.median(ours):.3f} s  [{', '.join(f'{x:.3f}' for x in ours)}]")
+    print(f"step (bare LM)    median {statistics.median(bare):.3f} s  (same token ids, no encoders)")
+    print(f"ratio ours/bare   {statistics.median(ours) / statistics.median(bare):.2f}x (the encoders' and adapters' share)")
+    print(f"peak RSS          {peak_gb:.2f} GB")
+
+
+if __name__ == "__main__":
+    main()

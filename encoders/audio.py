@@ -1,0 +1,127 @@
+"""Audio encoder: a wav2vec2-style network (wav2vec2 / HuBERT / WavLM from transformers) over 16 kHz waveforms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from .audio_io import SAMPLE_RATE
+from .output import EncoderOutput
+
+ARCHS = ("wav2vec2", "hubert", "wavlm")
+
+
+@dataclass
+class AudioEncoderConfig:
+    arch: Literal["wav2vec2", "hubert", "wavlm"] = "wav2vec2"
+    name: str = ""  # hub name or local dir of a pretrained checkpoint; "" = build from scratch with the sizes below
+    hidden_size: int = 256
+    num_layers: int = 6
+    num_heads: int = 4
+    intermediate_size: int = 1024
+    conv_dim: list[int] = field(default_factory=lambda: [256] * 7)
+    conv_kernel: list[int] = field(default_factory=lambda: [10, 3, 3, 3, 3, 2, 2])
+    conv_stride: list[int] = field(default_factory=lambda: [5, 2, 2, 2, 2, 2, 2])  # total 320 = 20 ms frames
+    mask_time_prob: float = 0.05  # SpecAugment-style time masking, applied only in training mode
+    layerdrop: float = 0.0
+
+
+def _hf_config(config: AudioEncoderConfig):
+    """transformers config for a from-scratch model; layer norms everywhere so attention masks are honoured."""
+    from transformers import HubertConfig, Wav2Vec2Config, WavLMConfig
+
+    config_class = {"wav2vec2": Wav2Vec2Config, "hubert": HubertConfig, "wavlm": WavLMConfig}[config.arch]
+    if not (len(config.conv_dim) == len(config.conv_kernel) == len(config.conv_stride)):
+        raise ValueError("conv_dim, conv_kernel and conv_stride must have the same length")
+    return config_class(
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads,
+        intermediate_size=config.intermediate_size,
+        conv_dim=list(config.conv_dim),
+        conv_kernel=list(config.conv_kernel),
+        conv_stride=list(config.conv_stride),
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        conv_bias=True,
+        mask_time_prob=config.mask_time_prob,
+        layerdrop=config.layerdrop,
+    )
+
+
+class AudioEncoder(nn.Module):
+    """Waveforms ``(B, N)`` at 16 kHz -> frames ``(B, T, D)`` with a mask of the real frames."""
+
+    def __init__(self, config: AudioEncoderConfig):
+        super().__init__()
+        if config.arch not in ARCHS:
+            raise ValueError(f"unknown audio arch {config.arch!r}: use one of {ARCHS}")
+        self.config = config
+        if config.name:  # hub names and local dirs take the same path
+            from transformers import AutoModel
+
+            self.model = AutoModel.from_pretrained(
+                config.name, mask_time_prob=config.mask_time_prob, layerdrop=config.layerdrop
+            )
+        else:
+            from transformers import HubertModel, Wav2Vec2Model, WavLMModel
+
+            model_class = {"wav2vec2": Wav2Vec2Model, "hubert": HubertModel, "wavlm": WavLMModel}[config.arch]
+            self.model = model_class(_hf_config(config))
+        self.out_dim: int = int(self.model.config.hidden_size)
+        self._feature_extractor = None  # built lazily by preprocess
+
+    def output_lengths(self, n_samples: torch.Tensor) -> torch.Tensor:
+        """Number of frames the conv stack makes from ``n_samples`` samples (the model's own formula)."""
+        return self.model._get_feat_extract_output_lengths(n_samples).long()
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None) -> EncoderOutput:
+        # input_values: (B, N) float at 16 kHz; attention_mask: (B, N), 1 = real sample
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_values, dtype=torch.long)
+        attention_mask = attention_mask.long()
+        kwargs = {}
+        n_frames = int(self.output_lengths(torch.tensor(input_values.shape[1])))
+        if self.training and n_frames <= self.model.config.mask_time_length:
+            # too short for one SpecAugment span (transformers would raise): no time masking for this batch
+            kwargs["mask_time_indices"] = torch.zeros(
+                input_values.shape[0], n_frames, dtype=torch.bool, device=input_values.device
+            )
+        features = self.model(input_values, attention_mask=attention_mask, **kwargs).last_hidden_state  # (B, T, D)
+        mask = self.model._get_feature_vector_attention_mask(features.shape[1], attention_mask).bool()  # (B, T)
+        return EncoderOutput(features=features, mask=mask, grid=None)
+
+    def preprocess(self, waveforms: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mono 16 kHz waveforms -> (input_values (B, N) float32, attention_mask (B, N) long).
+
+        Each utterance is normalised to zero mean and unit variance over its real samples, then right-padded
+        with zeros.
+        """
+        if self._feature_extractor is None:
+            self._feature_extractor = self._build_feature_extractor()
+        batch = self._feature_extractor(
+            [np.asarray(waveform, dtype=np.float32) for waveform in waveforms],
+            sampling_rate=SAMPLE_RATE,
+            padding=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        input_values = batch["input_values"].float()  # (B, N)
+        attention_mask = batch["attention_mask"].long()  # (B, N)
+        return input_values, attention_mask
+
+    def _build_feature_extractor(self):
+        from transformers import AutoFeatureExtractor, Wav2Vec2FeatureExtractor
+
+        if self.config.name:
+            try:
+                return AutoFeatureExtractor.from_pretrained(self.config.name)
+            except (OSError, ValueError):  # a model saved without its feature extractor
+                pass
+        return Wav2Vec2FeatureExtractor(
+            feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True, return_attention_mask=True
+        )

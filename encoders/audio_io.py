@@ -1,0 +1,109 @@
+"""Reading audio: any file or array -> float32 mono waveform at 16 kHz."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from .errors import InputFileError
+
+SAMPLE_RATE = 16000  # every audio encoder consumes 16 kHz mono
+RESAMPLE_QUALITY = "HQ"  # soxr high quality, the same resampler librosa uses by default (soxr_hq)
+AUDIO = "audio"
+
+
+def _read_soundfile(path: str) -> tuple[np.ndarray, int]:
+    import soundfile
+
+    samples, sample_rate = soundfile.read(path, dtype="float32", always_2d=True)  # (N, C)
+    return samples.T, int(sample_rate)  # (C, N)
+
+
+def _read_ffmpeg(path: str) -> tuple[np.ndarray, int]:
+    from torchcodec.decoders import AudioDecoder  # ffmpeg through torchcodec: mp3, m4a, opus, video files...
+
+    decoded = AudioDecoder(path).get_all_samples()
+    return decoded.data.numpy().astype(np.float32, copy=False), int(decoded.sample_rate)  # (C, N)
+
+
+def _read_file(path: str) -> tuple[np.ndarray, int]:
+    """Decode with soundfile (wav/flac/ogg), falling back to ffmpeg; returns ``(samples (C, N), sample_rate)``."""
+    if not os.path.exists(path):
+        raise InputFileError(AUDIO, path, "no such file")
+    if os.path.isdir(path):
+        raise InputFileError(AUDIO, path, "is a directory")
+    if os.path.getsize(path) == 0:
+        raise InputFileError(AUDIO, path, "the file is empty (0 bytes)")
+    try:
+        return _read_soundfile(path)
+    except Exception as soundfile_error:  # noqa: BLE001 - any decoder failure falls through to ffmpeg
+        reasons = [f"soundfile: {soundfile_error}"]
+    try:
+        return _read_ffmpeg(path)
+    except Exception as ffmpeg_error:  # noqa: BLE001 - both decoders failed: report both
+        reasons.append(f"ffmpeg: {ffmpeg_error}")
+    raise InputFileError(AUDIO, path, "not a readable audio file (" + "; ".join(reasons) + ")")
+
+
+def _array_to_float(samples: np.ndarray) -> np.ndarray:
+    """Integer PCM scaled to [-1, 1]; floats kept; anything else rejected."""
+    if samples.dtype.kind == "f":
+        return samples.astype(np.float32, copy=False)
+    if samples.dtype.kind == "i":
+        return (samples.astype(np.float64) / -np.iinfo(samples.dtype).min).astype(np.float32)
+    if samples.dtype.kind == "u":
+        midpoint = (np.iinfo(samples.dtype).max + 1) / 2
+        return ((samples.astype(np.float64) - midpoint) / midpoint).astype(np.float32)
+    raise InputFileError(AUDIO, None, f"unsupported sample dtype {samples.dtype}")
+
+
+def _to_channels_first(samples: np.ndarray) -> np.ndarray:
+    """(N,), (C, N) or (N, C) -> (C, N); the channel axis is the smaller one."""
+    if samples.ndim == 1:
+        return samples[None, :]  # (1, N)
+    if samples.ndim == 2:
+        return samples if samples.shape[0] <= samples.shape[1] else samples.T  # (C, N)
+    raise InputFileError(AUDIO, None, f"expected shape (N,), (C, N) or (N, C), got {samples.shape}")
+
+
+def resample(waveform: np.ndarray, orig_sample_rate: int, target_sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Mono float32 ``(N,)`` from one rate to another (soxr: librosa's default, without librosa's import cost)."""
+    if orig_sample_rate == target_sample_rate:
+        return waveform
+    import soxr
+
+    resampled = soxr.resample(waveform, orig_sample_rate, target_sample_rate, quality=RESAMPLE_QUALITY)
+    return resampled.astype(np.float32, copy=False)
+
+
+def load_audio(source: str | os.PathLike | np.ndarray | torch.Tensor, sample_rate: int | None = None) -> np.ndarray:
+    """Read a file or array into a float32 mono waveform ``(N,)`` at 16 kHz.
+
+    Files: their own header gives the rate (``sample_rate`` is ignored). Arrays ``(N,)``, ``(C, N)`` or ``(N, C)``
+    need ``sample_rate``; integer PCM is scaled to [-1, 1]. Channels are averaged; any rate is resampled.
+    Raises ``InputFileError`` naming the file (or ``<array>``) for missing, empty, corrupt or non-audio input.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        samples, sample_rate = _read_file(path)  # (C, N)
+    elif isinstance(source, (np.ndarray, torch.Tensor)):
+        path = None
+        if sample_rate is None:
+            raise InputFileError(AUDIO, None, "an array needs its sample_rate")
+        array = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else source
+        samples = _to_channels_first(_array_to_float(np.asarray(array)))  # (C, N)
+    else:
+        raise InputFileError(AUDIO, None, f"expected a path, numpy array or torch tensor, got {type(source).__name__}")
+
+    if sample_rate is None or sample_rate <= 0:
+        raise InputFileError(AUDIO, path, f"invalid sample rate {sample_rate}")
+    if samples.shape[-1] == 0:
+        raise InputFileError(AUDIO, path, "no audio samples (empty)")
+    if not np.all(np.isfinite(samples)):
+        raise InputFileError(AUDIO, path, "samples contain NaN or infinity")
+
+    waveform = samples.mean(axis=0, dtype=np.float32)  # (N,)
+    waveform = resample(waveform, sample_rate, SAMPLE_RATE)
+    return np.ascontiguousarray(waveform, dtype=np.float32)

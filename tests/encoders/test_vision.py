@@ -1,0 +1,165 @@
+"""VisionEncoder on tiny random timm models and a tiny transformers ViT (parity with the wrapped model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from encoders import EncoderOutput, VisionEncoder, VisionEncoderConfig
+
+TINY_VIT = VisionEncoderConfig(
+    name="vit_tiny_patch16_224",
+    image_size=32,
+    model_kwargs={"patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2},
+)
+
+
+def test_tiny_timm_vit_grid_and_mask():
+    encoder = VisionEncoder(TINY_VIT).eval()
+    assert encoder.out_dim == 32
+    assert encoder.grid_size == (4, 4)
+    assert encoder.n_tokens == 16
+    pixel_values = torch.randn(2, 3, 32, 32)
+    output = encoder(pixel_values)
+    assert isinstance(output, EncoderOutput)
+    assert output.features.shape == (2, 16, 32)
+    assert output.mask.dtype == torch.bool and output.mask.all() and output.mask.shape == (2, 16)
+    assert output.grid == (4, 4)
+    # the prefix (class) token is dropped: features are forward_features without its first token
+    with torch.no_grad():
+        full = encoder.model.forward_features(pixel_values)  # (B, 1 + T, D)
+    torch.testing.assert_close(output.features, full[:, 1:])
+
+
+def test_timm_cnn_flattens_its_final_map_row_major():
+    encoder = VisionEncoder(VisionEncoderConfig(name="resnet10t", image_size=64)).eval()
+    assert encoder.grid_size == (2, 2)
+    pixel_values = torch.randn(1, 3, 64, 64)
+    output = encoder(pixel_values)
+    assert output.features.shape == (1, 4, encoder.out_dim) and output.grid == (2, 2)
+    with torch.no_grad():
+        feature_map = encoder.model.forward_features(pixel_values)  # (B, C, H, W)
+    torch.testing.assert_close(output.features[0, 1], feature_map[0, :, 0, 1])  # token 1 = row 0, column 1
+    torch.testing.assert_close(output.features[0, 2], feature_map[0, :, 1, 0])  # token 2 = row 1, column 0
+
+
+def test_random_init_efficientnet_lite_grid():
+    encoder = VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64))
+    assert encoder.out_dim == 1280 and encoder.grid_size == (2, 2)
+
+
+def test_preprocess_uses_the_models_data_config():
+    encoder = VisionEncoder(TINY_VIT)
+    images = [Image.new("RGB", (50, 40), (255, 255, 255)), Image.new("L", (20, 90), 0)]
+    pixel_values = encoder.preprocess(images)
+    assert pixel_values.shape == (2, 3, 32, 32) and pixel_values.dtype == torch.float32
+    # vit_tiny_patch16_224 normalises with mean = std = 0.5: white -> 1, black -> -1
+    torch.testing.assert_close(pixel_values[0], torch.ones(3, 32, 32), atol=1e-5, rtol=0)
+    torch.testing.assert_close(pixel_values[1], -torch.ones(3, 32, 32), atol=1e-5, rtol=0)
+
+
+def test_preprocess_efficientnet_lite_normalises_with_half():
+    encoder = VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64))
+    gray = Image.new("RGB", (64, 64), (51, 51, 51))  # 0.2 -> (0.2 - 0.5) / 0.5 = -0.6
+    pixel_values = encoder.preprocess([gray])
+    assert pixel_values.shape == (1, 3, 64, 64)
+    torch.testing.assert_close(pixel_values, torch.full_like(pixel_values, -0.6), atol=1e-5, rtol=0)
+
+
+def test_package_weights_only_for_efficientnet_lite0():
+    with pytest.raises(ValueError, match="tf_efficientnet_lite0"):
+        VisionEncoder(VisionEncoderConfig(name="resnet10t", pretrained="package"))
+
+
+def test_timm_local_weights_file(tmp_path):
+    from safetensors.torch import save_file
+
+    source = VisionEncoder(TINY_VIT).eval()
+    path = tmp_path / "vit.safetensors"
+    save_file(source.model.state_dict(), str(path))
+    loaded = VisionEncoder(VisionEncoderConfig(**{**TINY_VIT.__dict__, "pretrained": str(path)})).eval()
+    pixel_values = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(loaded(pixel_values).features, source(pixel_values).features)
+
+
+@pytest.fixture(scope="module")
+def tiny_hf_vit_dir(tmp_path_factory):
+    from transformers import ViTConfig, ViTModel
+
+    torch.manual_seed(0)
+    config = ViTConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
+    )
+    directory = tmp_path_factory.mktemp("tiny_vit")
+    ViTModel(config).eval().save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize("pretrained", ["hub", "dir"])
+def test_hf_vit_parity_with_the_wrapped_model(tiny_hf_vit_dir, pretrained):
+    from transformers import ViTModel
+
+    directory = str(tiny_hf_vit_dir)
+    config = VisionEncoderConfig(
+        source="hf", name=directory, pretrained="hub" if pretrained == "hub" else directory, image_size=32
+    )
+    encoder = VisionEncoder(config).eval()
+    assert encoder.out_dim == 32 and encoder.grid_size == (4, 4)
+    reference = ViTModel.from_pretrained(directory).eval()
+    pixel_values = torch.randn(2, 3, 32, 32)
+    output = encoder(pixel_values)
+    with torch.no_grad():
+        expected = reference(pixel_values=pixel_values).last_hidden_state[:, 1:]  # drop CLS
+    assert output.features.shape == (2, 16, 32) and output.grid == (4, 4) and output.mask.all()
+    torch.testing.assert_close(output.features, expected)
+
+
+def test_hf_random_init_from_config_and_preprocess(tiny_hf_vit_dir):
+    encoder = VisionEncoder(VisionEncoderConfig(source="hf", name=str(tiny_hf_vit_dir), image_size=32))
+    image = Image.fromarray(np.full((40, 60, 3), 255, dtype=np.uint8))
+    pixel_values = encoder.preprocess([image])
+    assert pixel_values.shape == (1, 3, 32, 32)
+    torch.testing.assert_close(pixel_values, torch.ones_like(pixel_values), atol=1e-5, rtol=0)  # mean = std = 0.5
+    assert encoder(pixel_values).features.shape == (1, 16, 32)
+
+
+def test_timm_local_weights_file_with_a_classifier_head(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    source = timm.create_model("resnet10t", pretrained=False).eval()  # 1000-class head included
+    path = tmp_path / "resnet.safetensors"
+    save_file(source.state_dict(), str(path))
+    encoder = VisionEncoder(VisionEncoderConfig(name="resnet10t", image_size=64, pretrained=str(path))).eval()
+    pixel_values = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = source.forward_features(pixel_values).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(encoder(pixel_values).features, expected)
+
+
+def test_hf_dir_with_a_saved_processor_uses_it(tiny_hf_vit_dir, tmp_path):
+    import shutil
+
+    from transformers import ViTImageProcessor
+
+    directory = tmp_path / "with_processor"
+    shutil.copytree(tiny_hf_vit_dir, directory)
+    ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.0] * 3, image_std=[1.0] * 3).save_pretrained(
+        directory
+    )
+    encoder = VisionEncoder(VisionEncoderConfig(source="hf", name=str(directory), pretrained="hub", image_size=32))
+    pixel_values = encoder.preprocess([Image.new("RGB", (50, 50), (255, 255, 255))])
+    torch.testing.assert_close(pixel_values, torch.ones_like(pixel_values), atol=1e-5, rtol=0)  # mean 0, std 1
+    black = encoder.preprocess([Image.new("RGB", (50, 50), (0, 0, 0))])
+    torch.testing.assert_close(black, torch.zeros_like(black), atol=1e-5, rtol=0)
+
+
+def test_encoder_pickles_after_preprocess():
+    import pickle
+
+    encoder = VisionEncoder(TINY_VIT)
+    encoder.preprocess([Image.new("RGB", (8, 8))])
+    clone = pickle.loads(pickle.dumps(encoder))
+    assert clone.preprocess([Image.new("RGB", (8, 8))]).shape == (1, 3, 32, 32)
