@@ -33,7 +33,8 @@ class CheckpointError(ValueError):
     """A checkpoint dir that is missing, incomplete or does not match its config."""
 
 
-def save(model: MultimodalModel, directory: str | Path, adapter_only: bool = False) -> Path:
+def save(model: MultimodalModel, directory: str | Path, adapter_only: bool = False, extra: dict | None = None) -> Path:
+    """Write a checkpoint dir atomically; `extra` maps file names to writers `fn(path)` (e.g. trainer state)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -55,6 +56,8 @@ def save(model: MultimodalModel, directory: str | Path, adapter_only: bool = Fal
             save_file({k: state[k].detach().contiguous().clone() for k in keys}, tmp / WEIGHTS)
         else:
             save_model(model, str(tmp / WEIGHTS))  # handles tied weights (LM head = embeddings)
+        for name, write in (extra or {}).items():
+            write(tmp / name)
         _replace_dir(tmp, directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -77,29 +80,42 @@ def load(directory: str | Path) -> MultimodalModel:
     from multimodal.build import build
 
     directory = Path(directory)
+    meta = _read_meta(directory)
+    config: Config = from_dict(Config, yaml.safe_load((directory / "config.yaml").read_text()))
+    if meta["format"] == "full":  # every weight is in the file: skip the pretrained downloads
+        model = build(config, pretrained=False, backbone_dir=directory / "backbone")
+    else:
+        model = build(config, pretrained=True)
+    load_weights(model, directory)
+    return model.eval()
+
+
+def load_weights(model: MultimodalModel, directory: str | Path) -> None:
+    """Put a checkpoint's weights into an already built model of the same config (used by --resume)."""
+    directory = Path(directory)
+    meta = _read_meta(directory)
+    if meta["format"] == "full":
+        missing, unexpected = load_model(model, str(directory / WEIGHTS), strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"'{directory}': weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        return
+    state = load_file(directory / WEIGHTS)
+    expected = set(stored_keys(model))
+    if set(state) != expected:
+        raise CheckpointError(
+            f"'{directory}': stored weights do not match the config: "
+            f"missing {sorted(expected - set(state))[:5]}, unexpected {sorted(set(state) - expected)[:5]}"
+        )
+    model.load_state_dict(state, strict=False)
+
+
+def _read_meta(directory: Path) -> dict:
     for name in ("config.yaml", "checkpoint.json", WEIGHTS, "backbone/config.json"):
         if not (directory / name).is_file():
             raise CheckpointError(f"'{directory}' is not a multimodal checkpoint: {name} is missing")
     meta = json.loads((directory / "checkpoint.json").read_text())
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"'{directory}' was written by a newer version (format {meta['format_version']})")
-    config: Config = from_dict(Config, yaml.safe_load((directory / "config.yaml").read_text()))
-
-    if meta["format"] == "full":
-        model = build(config, pretrained=False, backbone_dir=directory / "backbone")
-        missing, unexpected = load_model(model, str(directory / WEIGHTS), strict=False)
-        if missing or unexpected:
-            raise CheckpointError(
-                f"'{directory}': weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}"
-            )
-    else:
-        model = build(config, pretrained=True)
-        state = load_file(directory / WEIGHTS)
-        expected = set(stored_keys(model))
-        if set(state) != expected:
-            raise CheckpointError(
-                f"'{directory}': stored weights do not match the config: "
-                f"missing {sorted(expected - set(state))[:5]}, unexpected {sorted(set(state) - expected)[:5]}"
-            )
-        model.load_state_dict(state, strict=False)
-    return model.eval()
+    return meta

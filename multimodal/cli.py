@@ -19,6 +19,46 @@ def _build(args: argparse.Namespace) -> None:
     print(f"saved {path} ({total:,} parameters, {trainable:,} trainable)")
 
 
+def _train(args: argparse.Namespace) -> None:
+    from multimodal.config import load_config
+    from multimodal.train import train
+
+    overrides = list(args.overrides)
+    if args.max_steps is not None:
+        overrides.append(f"training.max_steps={args.max_steps}")
+    config = load_config(args.config, overrides)
+    summary = train(config, args.output, train_data=args.train, eval_data=args.eval, resume=args.resume)
+    print(f"trained {summary['steps']} steps; checkpoints in {summary['output']}/last (and best/ when evaluated)")
+    if summary["eval"]:
+        _print_metrics(summary["eval"], "table")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    import multimodal as mm
+    from multimodal.data import load_rows
+    from multimodal.evaluate import evaluate
+    from tasks import get_task
+
+    task = get_task(args.task)
+    rows = load_rows(args.data, task, "skip" if args.skip_bad_rows else "error", split="validation")
+    model = mm.load(args.model)
+    metrics = evaluate(model, rows, task, batch_size=args.batch_size, max_examples=args.max_examples, progress=True)
+    _print_metrics(metrics, args.format)
+
+
+def _print_metrics(metrics: dict, fmt: str) -> None:
+    import json
+
+    shown = {k: v for k, v in metrics.items() if k != "outputs"}
+    if fmt == "json":
+        print(json.dumps(shown))
+        return
+    width = max(len(k) for k in shown)
+    print(f"{'metric':<{width}}  value")
+    for k, v in shown.items():
+        print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+
+
 def _demo(args: argparse.Namespace) -> None:
     from multimodal.demo import run
 
@@ -40,6 +80,26 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--adapter-only", action="store_true", help="store only what is not a pretrained weight")
     b.set_defaults(func=_build)
 
+    t = sub.add_parser("train", help="train (or fine-tune) a model from a YAML config")
+    t.add_argument("config", help="YAML config, e.g. configs/tiny.yaml")
+    t.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    t.add_argument("--train", help="training data: media folder with metadata.jsonl/csv, JSONL/CSV file, saved dataset")
+    t.add_argument("--eval", help="evaluation data, same formats")
+    t.add_argument("--output", default="runs/train", help="run dir: last/, best/, metrics.jsonl, curves.png (default: %(default)s)")
+    t.add_argument("--max-steps", type=int, help="optimizer steps (overrides training.max_steps)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --output exactly where it stopped")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="score a checkpoint on a dataset with the task's metrics")
+    e.add_argument("--model", required=True, help="checkpoint dir")
+    e.add_argument("--task", required=True, help="task name: caption, transcribe, classify")
+    e.add_argument("--data", required=True, help="evaluation data (same formats as train)")
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--max-examples", type=int, default=0, help="0 = all")
+    e.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows and leave them out")
+    e.add_argument("--format", choices=["table", "json"], default="table")
+    e.set_defaults(func=_evaluate)
+
     d = sub.add_parser("demo", help="build the default model and show each input path at work")
     d.add_argument("--config", default="configs/default.yaml", help="YAML config (default: %(default)s)")
     d.set_defaults(func=_demo)
@@ -47,7 +107,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)  # overrides may come after the options too
+    if extra and (not hasattr(args, "overrides") or any(x.startswith("-") or "=" not in x for x in extra)):
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         args.func(args)

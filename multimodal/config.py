@@ -81,15 +81,25 @@ class TrainingConfig:
     max_steps: int = 1000
     warmup_steps: int = 50
     weight_decay: float = 0.01
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
     seed: int = 0
+    log_every: int = 10  # steps between metric lines in metrics.jsonl
+    eval_every: int = 200  # steps between evaluations (and `best/` checkpoints); 0 = only at the end
+    save_every: int = 200  # steps between `last/` checkpoints (resume points); 0 = only at the end
+    save_adapter_only: bool = True  # checkpoints store what trained and name the pretrained parts
+    gradient_checkpointing: bool = False  # recompute backbone activations in backward: less memory, more time
+    mixed_precision: Literal["auto", "no", "bf16"] = "auto"  # auto = bf16 autocast on GPU, fp32 on CPU
 
 
 @dataclass
 class DataConfig:
-    train: str = ""  # path of the training data (folder with metadata, JSONL/CSV, or a saved dataset)
+    task: str = "caption"  # a name in tasks.registry.TASKS: caption, transcribe, classify
+    train: str = ""  # folder with metadata.jsonl/csv, a JSONL/CSV file, or a saved datasets dir
     eval: str = ""
-    max_text_tokens: int = 128
+    max_text_tokens: int = 128  # longer targets are cut
+    on_bad_rows: Literal["error", "skip"] = "error"  # skip = warn and leave bad rows out
+    num_workers: int = 2  # DataLoader worker processes that decode and tokenize
+    eval_max_examples: int = 200  # evaluation uses at most this many examples (0 = all)
 
 
 @dataclass

@@ -129,10 +129,13 @@ class MultimodalModel(nn.Module):
         """Causal LM: loss on target tokens only (labels != -100), logits when no labels or when asked.
         Encoder LM: last hidden states (heads live in tasks)."""
         embeds = self.embed(input_ids, pixel_values, audio_values, audio_attention_mask)
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, L): same for left or right padding
         if not self.is_causal:
-            out = self.backbone(inputs_embeds=embeds, attention_mask=attention_mask)
+            out = self.backbone(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids)
             return ModelOutput(hidden_states=out.last_hidden_state)
-        hidden = self.backbone.base_model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        hidden = self.backbone.base_model(
+            inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids
+        ).last_hidden_state
         head = self.backbone.get_output_embeddings()
         output = ModelOutput()
         if labels is None or return_logits:

@@ -101,3 +101,11 @@ def test_generation_refuses_right_padding(model):
     batch = mm.Processor(model)(examples(with_targets=False)[:2], padding_side="right")
     with pytest.raises(ValueError, match="left padding"):
         model.generate(batch)
+
+
+def test_left_and_right_padding_give_the_same_loss(model):
+    model.eval()
+    processor = mm.Processor(model)
+    right, left = processor(examples(), "right"), processor(examples(), "left")
+    assert not torch.equal(right["input_ids"], left["input_ids"])
+    assert torch.allclose(model(**right).loss, model(**left).loss, atol=1e-5)

@@ -1,0 +1,264 @@
+"""The data layer: the ecosystem's formats in, checked rows out, decoded and batched for a task.
+
+Accepted sources (`load_rows`):
+- a folder of images or audio files with `metadata.jsonl` or `metadata.csv` (`file_name` + `text` or
+  `label`): the Hugging Face imagefolder / audiofolder convention;
+- a JSONL / JSON / CSV file with `text,label` (text tasks) or `file_name,...` (paths relative to the file);
+- a `datasets.Dataset` / `DatasetDict`, or a folder written by `Dataset.save_to_disk`.
+Every row is checked on load: missing column, empty text, a `file_name` that is missing, unreadable or
+escapes its folder. Bad rows are one `DataError` listing them, or (data.on_bad_rows=skip) a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from tasks import Task
+
+log = logging.getLogger(__name__)
+
+METADATA_FILES = ("metadata.jsonl", "metadata.csv")
+MAX_LISTED_ROWS = 10  # bad rows shown in one error
+BUCKET_BATCHES = 50  # length bucketing sorts within windows of this many batches
+
+
+class DataError(ValueError):
+    """A data source that cannot be used as it is; the message names the source and the bad rows."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading and checking
+
+
+def load_rows(source: Any, task: Task, on_bad_rows: str = "error", split: str = "train"):
+    """A checked `datasets.Dataset` with the task's columns; media columns hold absolute paths or objects."""
+    import datasets
+
+    if isinstance(source, datasets.DatasetDict):
+        source = _pick_split(source, split, "the DatasetDict")
+    if isinstance(source, datasets.Dataset):
+        rows, base = source, None
+    else:
+        rows, base = _read_path(Path(source), split)
+    media = task.input_column if task.modality != "text" else None
+    if media and media not in rows.column_names and "file_name" in rows.column_names:
+        rows = rows.rename_column("file_name", media)
+    missing = [c for c in task.required_columns if c not in rows.column_names]
+    if missing:
+        hint = " (a media folder needs 'file_name' in its metadata)" if media in missing else ""
+        raise DataError(
+            f"{_name(source)}: missing column(s) {missing} for task '{task.name}'{hint}; "
+            f"found columns: {rows.column_names}"
+        )
+    bad: list[tuple[int, str]] = []
+    keep: list[int] = []
+    lengths: list[float] = []
+    for i, row in enumerate(rows.select_columns(list(task.required_columns))):
+        problem, length = _check_row(row, task, base)
+        if problem:
+            bad.append((i, problem))
+        else:
+            keep.append(i)
+            lengths.append(length)
+    if bad:
+        listed = "; ".join(f"row {i}: {p}" for i, p in bad[:MAX_LISTED_ROWS])
+        more = f" (and {len(bad) - MAX_LISTED_ROWS} more)" if len(bad) > MAX_LISTED_ROWS else ""
+        message = f"{_name(source)}: {len(bad)} bad row(s) of {len(rows)}: {listed}{more}"
+        if on_bad_rows != "skip":
+            raise DataError(message + ". Fix them, or set data.on_bad_rows=skip to leave them out")
+        log.warning("%s; skipped", message)
+    if not keep:
+        raise DataError(f"{_name(source)}: no usable rows for task '{task.name}'")
+    if media and base is not None:  # absolute paths, so workers and checkpoints need no base dir
+        rows = rows.map(lambda r: {media: str((base / r[media]).resolve())}, desc="resolving paths")
+    rows = rows.select(keep) if bad else rows
+    return rows.add_column("length", lengths)
+
+
+def _name(source: Any) -> str:
+    return f"'{source}'" if isinstance(source, (str, os.PathLike)) else "the dataset"
+
+
+def _pick_split(dd, split: str, what: str):
+    for name in (split, *(("validation", "test") if split != "train" else ())):
+        if name in dd:
+            return dd[name]
+    raise DataError(f"{what} has no '{split}' split; splits: {list(dd)}")
+
+
+def _read_path(path: Path, split: str):
+    import datasets
+
+    if not path.exists():
+        raise DataError(f"data path '{path}' does not exist")
+    if path.is_dir():
+        if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
+            loaded = datasets.load_from_disk(str(path))
+            return (_pick_split(loaded, split, f"'{path}'") if isinstance(loaded, datasets.DatasetDict) else loaded), None
+        meta = next((path / m for m in METADATA_FILES if (path / m).is_file()), None)
+        if meta is None:
+            raise DataError(f"folder '{path}' has no {' or '.join(METADATA_FILES)} (file_name + text or label)")
+        return _read_table(meta), path
+    return _read_table(path), path.parent
+
+
+def _read_table(path: Path):
+    import datasets
+
+    kind = {".jsonl": "json", ".json": "json", ".csv": "csv"}.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"data file '{path}' must be .jsonl, .json or .csv")
+    try:
+        return datasets.load_dataset(kind, data_files=str(path), split="train")
+    except Exception as e:  # datasets raises many kinds for a malformed file
+        raise DataError(f"cannot read data file '{path}': {e}") from None
+
+
+def _check_row(row: dict[str, Any], task: Task, base: Path | None) -> tuple[str, float]:
+    """(problem or "", length used for bucketing) for one row."""
+    target = row[task.target_column]
+    if target is None or not str(target).strip():
+        return f"empty '{task.target_column}'", 0.0
+    if task.modality == "text":
+        text = row["text"]
+        if text is None or not str(text).strip():
+            return "empty 'text'", 0.0
+        return "", float(len(str(text)))
+    value = row[task.input_column]
+    if not isinstance(value, (str, os.PathLike)):
+        return ("", 1.0) if value is not None else (f"empty '{task.input_column}'", 0.0)
+    if not str(value).strip():
+        return "empty 'file_name'", 0.0
+    file = Path(value) if base is None else base / value
+    if base is not None and not file.resolve().is_relative_to(base.resolve()):
+        return f"file_name '{value}' escapes the folder '{base}'", 0.0
+    if not file.is_file():
+        return f"file '{value}' does not exist", 0.0
+    try:
+        return "", _probe(file, task.modality)
+    except Exception as e:  # any reader failure means the file cannot be used
+        return f"file '{value}' is unreadable ({type(e).__name__}: {e})", 0.0
+
+
+def _probe(file: Path, modality: str) -> float:
+    """Read only the header: image -> 1.0; audio -> duration in seconds."""
+    if modality == "image":
+        from PIL import Image
+
+        with Image.open(file) as im:
+            im.verify()
+        return 1.0
+    import soundfile
+
+    try:
+        info = soundfile.info(str(file))
+        if info.frames == 0:
+            raise ValueError("no audio samples")
+        return info.frames / info.samplerate
+    except RuntimeError:  # not a soundfile format (mp3, m4a...): ffmpeg through torchcodec
+        from torchcodec.decoders import AudioDecoder
+
+        duration = AudioDecoder(str(file)).metadata.duration_seconds
+        if not duration:
+            raise ValueError("no audio samples") from None
+        return float(duration)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Decoding and batching
+
+
+class TaskDataset(torch.utils.data.Dataset):
+    """Rows -> task examples with decoded media (runs in DataLoader workers)."""
+
+    def __init__(self, rows, task: Task, with_target: bool = True):
+        self.rows, self.task, self.with_target = rows, task, with_target
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = dict(self.rows[index])
+        if self.task.modality != "text":
+            row[self.task.input_column] = decode_media(row[self.task.input_column], self.task.modality)
+        example = self.task.example(row, with_target=self.with_target)
+        example["reference"] = str(row[self.task.target_column]).strip()
+        return example
+
+
+def decode_media(value: Any, modality: str) -> Any:
+    """A path, a `datasets` Image/Audio value or an array -> PIL image / 16 kHz waveform."""
+    from encoders import load_audio, load_image
+
+    if modality == "image":
+        return load_image(value)
+    if isinstance(value, dict) and "array" in value:  # datasets' decoded audio dict
+        return load_audio(np.asarray(value["array"]), value["sampling_rate"])
+    if hasattr(value, "get_all_samples"):  # datasets >= 4 decodes audio into a torchcodec AudioDecoder
+        samples = value.get_all_samples()
+        return load_audio(samples.data, samples.sample_rate)
+    return load_audio(value)
+
+
+@dataclass
+class Collator:
+    """Examples -> a padded model batch (the processor tokenizes with the task's prompt)."""
+
+    processor: Any  # multimodal.processor.Processor
+    padding_side: str = "right"
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        from multimodal.processor import Example
+
+        batch = self.processor(
+            [Example(e["prompt"], e["target"], e["images"], e["audios"]) for e in examples], self.padding_side
+        )
+        batch["references"] = [e["reference"] for e in examples]
+        return batch
+
+
+class LengthGroupedBatches(torch.utils.data.Sampler):
+    """Batches of similar length in a random order fixed by (seed, epoch); one rank's share under DDP.
+
+    `start` skips batches already trained in this epoch, so a resumed run sees exactly the batches an
+    uninterrupted run would have seen next.
+    """
+
+    def __init__(self, lengths: list[float], batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
+        self.epoch, self.start = 0, 0
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.lengths))
+        window = self.batch_size * BUCKET_BATCHES
+        batches = []
+        for w in range(0, len(order), window):
+            chunk = order[w : w + window]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]  # longest first within the window
+            batches += [chunk[b : b + self.batch_size].tolist() for b in range(0, len(chunk), self.batch_size)]
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        per_rank = len(batches) // self.world_size
+        if per_rank == 0:
+            raise DataError(
+                f"{len(self.lengths)} examples make {len(batches)} batch(es) of {self.batch_size}, fewer than "
+                f"the {self.world_size} processes; lower training.batch_size"
+            )
+        return batches[self.rank : per_rank * self.world_size : self.world_size]
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.batches(self.epoch)[self.start :]
+
+    def __len__(self) -> int:
+        return len(self.batches(self.epoch)) - self.start

@@ -1,0 +1,88 @@
+"""Evaluation: teacher-forced loss on the targets, then generation scored by the task's metrics."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from multimodal.data import Collator, TaskDataset
+from multimodal.generation import GenerationConfig
+from multimodal.processor import Processor
+from tasks import Task
+
+MULTI_REFERENCE_METRICS = ("bleu4", "cider_d")  # take a list of references per hypothesis
+
+
+def score(task: Task, references: list[str], hypotheses: list[str]) -> dict[str, float]:
+    """The task's metrics of generated texts against their references."""
+    from tasks.metrics import METRICS
+
+    out = {}
+    for name in task.metrics:
+        refs: Any = [[r] for r in references] if name in MULTI_REFERENCE_METRICS else references
+        out[name] = float(METRICS[name](refs, hypotheses))
+    return out
+
+
+@torch.no_grad()
+def evaluate(
+    model,
+    rows,
+    task: Task,
+    batch_size: int = 8,
+    max_examples: int = 0,
+    num_workers: int = 0,
+    max_text_tokens: int | None = None,
+    progress: bool = False,
+    return_outputs: bool = False,
+) -> dict[str, Any]:
+    """{"loss": ..., <metric>: ..., "n_examples": ...} on (the first `max_examples` of) `rows`."""
+    was_training = model.training
+    model.eval()
+    if max_examples and len(rows) > max_examples:
+        rows = rows.select(range(max_examples))
+    processor = Processor(model, max_text_tokens)
+    dataset = TaskDataset(rows, task)
+    loss_sum, n_targets = 0.0, 0
+    references, hypotheses = [], []
+    generation = GenerationConfig(max_new_tokens=task.max_new_tokens)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=Collator(processor, "left")
+    )
+    device = model.device
+    for batch in tqdm(loader, desc=f"evaluating {task.name}", disable=not progress, leave=False):
+        refs = batch.pop("references")
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out = model(**batch)  # left padding is fine: the model derives positions from the attention mask
+        n = int((batch["labels"][:, 1:] != -100).sum())
+        loss_sum += float(out.loss) * n
+        n_targets += n
+        prompts = _prompt_only(batch)
+        hypotheses += model.generate(prompts, generation)
+        references += refs
+    model.train(was_training)
+    metrics: dict[str, Any] = {"loss": loss_sum / max(n_targets, 1), "n_examples": len(references)}
+    metrics["perplexity"] = math.exp(min(metrics["loss"], 50.0))
+    metrics.update(score(task, references, hypotheses))
+    if return_outputs:
+        metrics["outputs"] = [{"reference": r, "hypothesis": h} for r, h in zip(references, hypotheses)]
+    return metrics
+
+
+def _prompt_only(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the target tokens from a left-padded batch, leaving each row's prompt right-aligned."""
+    is_prompt = (batch["labels"] == -100) & (batch["attention_mask"] == 1)  # (B, L)
+    lengths = is_prompt.sum(1)
+    width = int(lengths.max())
+    pad = torch.zeros_like(batch["input_ids"][:, :width])
+    input_ids, attention_mask = pad.clone(), pad.clone()
+    for r in range(len(lengths)):
+        ids = batch["input_ids"][r][is_prompt[r]]
+        input_ids[r, width - len(ids) :] = ids
+        attention_mask[r, width - len(ids) :] = 1
+    out = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask", "labels")}
+    out.update(input_ids=input_ids, attention_mask=attention_mask)
+    return out

@@ -1,0 +1,295 @@
+"""The training loop, explicit and in one place.
+
+One process on a CPU, one GPU (bf16 autocast), or many GPUs / nodes under `accelerate launch` or
+`torchrun` (DDP), with no code change. Each optimizer step accumulates `grad_accum_steps` micro-batches,
+clips the global gradient norm, and steps AdamW (one learning rate per component) on a warm-up + cosine
+schedule. `last/` (weights + optimizer, schedule, RNG and data position) is written atomically every
+`save_every` steps; `--resume` continues from it exactly. Evaluation every `eval_every` steps keeps the
+best weights in `best/`. Metrics go to `metrics.jsonl` (and TensorBoard when installed); the curves to
+`curves.png` at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from multimodal.build import build
+from multimodal.checkpoint import load_weights, save
+from multimodal.config import Config
+from multimodal.data import Collator, LengthGroupedBatches, TaskDataset, load_rows
+from multimodal.evaluate import evaluate
+from multimodal.processor import Processor
+from multimodal.trainable import count_parameters, parameter_groups
+from tasks import get_task
+from tasks.metrics import HIGHER_IS_BETTER
+
+log = logging.getLogger(__name__)
+TRAINER_STATE = "trainer_state.pt"
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class Position:
+    """Where training stands; saved with every `last/` checkpoint."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0
+    micro_batch: int = 0  # micro-batches of this epoch already consumed (this rank)
+    best: float | None = None  # best value of the task's first metric so far
+    best_step: int = 0
+
+
+def train(
+    config: Config,
+    output_dir: str | Path,
+    train_data: Any = None,
+    eval_data: Any = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train `config` on `train_data` (default: config.data.train); returns a summary dict."""
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # workers fork after the tokenizer ran
+    tc, dc = config.training, config.data
+    output = Path(output_dir)
+    precision = tc.mixed_precision if tc.mixed_precision != "auto" else ("bf16" if torch.cuda.is_available() else "no")
+    # A batch of one task leaves other modalities' encoders without gradients: DDP must allow that.
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),  # accelerate runs torchrun's CPU processes as DDP (gloo) only with cpu=True
+        mixed_precision=precision,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
+    )
+    main = accelerator.is_main_process
+    task = get_task(dc.task)
+    train_source = train_data if train_data is not None else dc.train
+    if train_source is None or train_source == "":
+        raise ValueError("no training data: pass --train PATH or set data.train")
+    eval_source = eval_data if eval_data is not None else (dc.eval or None)
+
+    rows = load_rows(train_source, task, dc.on_bad_rows, split="train")
+    eval_rows = load_rows(eval_source, task, dc.on_bad_rows, split="validation") if eval_source else None
+    model = build(config)
+    if tc.gradient_checkpointing:
+        model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    processor = Processor(model, dc.max_text_tokens)
+    sampler = LengthGroupedBatches(
+        rows["length"], tc.batch_size, tc.seed, accelerator.process_index, accelerator.num_processes
+    )
+    loader = torch.utils.data.DataLoader(
+        TaskDataset(rows, task),
+        batch_sampler=sampler,
+        collate_fn=Collator(processor),
+        num_workers=dc.num_workers,
+        persistent_workers=dc.num_workers > 0,  # the batch sampler runs in this process, so epochs can reuse workers
+        # Its own generator: a new iterator must not draw from the global RNG (dropout), or a resumed run
+        # (which starts an iterator mid-epoch) would diverge from an uninterrupted one.
+        generator=torch.Generator().manual_seed(tc.seed),
+    )
+    optimizer = torch.optim.AdamW(parameter_groups(model, tc.weight_decay))
+    from transformers import get_cosine_schedule_with_warmup
+
+    scheduler = get_cosine_schedule_with_warmup(optimizer, tc.warmup_steps, tc.max_steps)
+    pos = Position()
+    if resume:
+        pos = _resume(model, optimizer, scheduler, output / "last", accelerator)
+    elif main and (output / "last").exists():
+        raise ValueError(f"'{output}' already holds a run; pass --resume to continue it or choose another --output")
+    ddp_model, optimizer = accelerator.prepare(model, optimizer)
+    if main:
+        output.mkdir(parents=True, exist_ok=True)
+        _truncate_metrics(output / METRICS_FILE, pos.step)
+        total, trainable = count_parameters(model)
+        log.info("training %s: %d rows, %.1fM params (%.2fM trainable), %d process(es)",
+                 task.name, len(rows), total / 1e6, trainable / 1e6, accelerator.num_processes)
+    writer = _tensorboard(output) if main else None
+
+    def micro_batches():
+        while True:
+            sampler.set_epoch(pos.epoch, pos.micro_batch)
+            for batch in loader:
+                pos.micro_batch += 1
+                yield batch
+            pos.epoch, pos.micro_batch = pos.epoch + 1, 0
+
+    stream = micro_batches()
+    bar = tqdm(total=tc.max_steps, initial=pos.step, desc="training", disable=not (main and progress), dynamic_ncols=True)
+    window = {"loss": 0.0, "n": 0, "samples": 0, "tokens": 0, "t0": time.perf_counter()}
+    last_eval: dict[str, Any] = {}
+    ddp_model.train()
+    while pos.step < tc.max_steps:
+        for k in range(tc.grad_accum_steps):
+            batch = next(stream)
+            batch.pop("references")
+            batch = {key: v.to(accelerator.device) for key, v in batch.items()}
+            sync = k == tc.grad_accum_steps - 1
+            with (contextlib.nullcontext() if sync else accelerator.no_sync(ddp_model)), accelerator.autocast():
+                loss = ddp_model(**batch).loss
+                accelerator.backward(loss / tc.grad_accum_steps)
+            window["loss"] += float(loss.detach())
+            window["n"] += 1
+            window["samples"] += batch["input_ids"].shape[0]
+            window["tokens"] += int(batch["attention_mask"].sum())
+        if tc.grad_clip > 0:
+            accelerator.clip_grad_norm_(ddp_model.parameters(), tc.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        pos.step += 1
+        bar.update(1)
+
+        if pos.step % tc.log_every == 0 or pos.step == tc.max_steps:
+            seconds = time.perf_counter() - window["t0"]
+            record = {
+                "step": pos.step,
+                "epoch": pos.epoch,
+                "loss": window["loss"] / window["n"],
+                "lr": scheduler.get_last_lr()[0],
+                "samples_per_s": window["samples"] * accelerator.num_processes / seconds,
+                "tokens_per_s": window["tokens"] * accelerator.num_processes / seconds,
+            }
+            bar.set_postfix(loss=f"{record['loss']:.3f}", samples_s=f"{record['samples_per_s']:.1f}")
+            if main:
+                _log_metrics(output, record, writer)
+            window = {"loss": 0.0, "n": 0, "samples": 0, "tokens": 0, "t0": time.perf_counter()}
+
+        at_end = pos.step == tc.max_steps
+        paused = time.perf_counter()
+        if eval_rows is not None and ((tc.eval_every and pos.step % tc.eval_every == 0) or at_end):
+            if main:
+                last_eval = _evaluate_and_keep_best(model, eval_rows, task, config, output, pos, writer, progress)
+            accelerator.wait_for_everyone()
+        if (tc.save_every and pos.step % tc.save_every == 0) or at_end:
+            _save_last(model, optimizer, scheduler, pos, output, config, accelerator)
+        window["t0"] += time.perf_counter() - paused  # evaluation and saving do not count against throughput
+    bar.close()
+    if main:
+        if writer is not None:
+            writer.close()
+        plot_curves(output / METRICS_FILE, output / "curves.png", task.metrics[0])
+    accelerator.wait_for_everyone()
+    return {"steps": pos.step, "output": str(output), "eval": last_eval}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checkpoints and resume
+
+
+def _save_last(model, optimizer, scheduler, pos: Position, output: Path, config: Config, accelerator) -> None:
+    from accelerate.utils import gather_object
+
+    rng = gather_object([torch.get_rng_state()])  # one CPU RNG state per rank (dropout, SpecAugment)
+    cuda_rng = gather_object([torch.cuda.get_rng_state()]) if torch.cuda.is_available() else []
+    if accelerator.is_main_process:
+        state = {
+            "position": asdict(pos),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng,
+            "cuda_rng": cuda_rng,
+            "world_size": accelerator.num_processes,
+        }
+        save(model, output / "last", config.training.save_adapter_only, extra={TRAINER_STATE: lambda p: torch.save(state, p)})
+    accelerator.wait_for_everyone()
+
+
+def _resume(model, optimizer, scheduler, last: Path, accelerator) -> Position:
+    if not (last / TRAINER_STATE).is_file():
+        raise ValueError(f"cannot resume: '{last}' holds no training state ({TRAINER_STATE}); start without --resume")
+    load_weights(model, last)
+    state = torch.load(last / TRAINER_STATE, weights_only=True)  # plain tensors and numbers: nothing unpickled
+    if state["world_size"] != accelerator.num_processes:
+        raise ValueError(
+            f"cannot resume: '{last}' was written by {state['world_size']} process(es), this run has "
+            f"{accelerator.num_processes}; the data position is per process"
+        )
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"][accelerator.process_index])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda_rng"][accelerator.process_index])
+    pos = Position(**state["position"])
+    log.info("resumed from '%s' at step %d (epoch %d, micro-batch %d)", last, pos.step, pos.epoch, pos.micro_batch)
+    return pos
+
+
+def _evaluate_and_keep_best(model, eval_rows, task, config: Config, output: Path, pos: Position, writer, progress) -> dict:
+    metrics = evaluate(
+        model, eval_rows, task, batch_size=config.training.batch_size, max_examples=config.data.eval_max_examples,
+        max_text_tokens=config.data.max_text_tokens, progress=progress,
+    )
+    key = task.metrics[0]
+    value = metrics[key]
+    better = pos.best is None or (value > pos.best if HIGHER_IS_BETTER[key] else value < pos.best)
+    if better:
+        pos.best, pos.best_step = value, pos.step
+        save(model, output / "best", config.training.save_adapter_only,
+             extra={"eval.json": lambda p: p.write_text(json.dumps({"step": pos.step, **metrics}, indent=2))})
+    _log_metrics(output, {"step": pos.step, **{f"eval_{k}": v for k, v in metrics.items()}}, writer)
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Logging and curves
+
+
+def _log_metrics(output: Path, record: dict[str, Any], writer) -> None:
+    with open(output / METRICS_FILE, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    if writer is not None:
+        for k, v in record.items():
+            if k != "step" and isinstance(v, (int, float)):
+                writer.add_scalar(k, v, record["step"])
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop lines logged after the checkpoint so the curves have no duplicate steps."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def _tensorboard(output: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(output / "tensorboard"))
+
+
+def plot_curves(metrics_path: Path, png_path: Path, eval_metric: str) -> None:
+    """Training loss (and evaluation loss / the task's first metric) against steps, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
+    train = [r for r in records if "loss" in r]
+    evals = [r for r in records if "eval_loss" in r]
+    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(11 if evals else 6, 4), squeeze=False)
+    ax = axes[0][0]
+    ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss")
+    if evals:
+        ax.plot([r["step"] for r in evals], [r["eval_loss"] for r in evals], "o-", label="eval loss")
+        ax2 = axes[0][1]
+        ax2.plot([r["step"] for r in evals], [r[f"eval_{eval_metric}"] for r in evals], "o-", color="tab:green")
+        ax2.set(xlabel="step", ylabel=eval_metric, title=f"eval {eval_metric}")
+        ax2.grid(alpha=0.3)
+    ax.set(xlabel="step", ylabel="loss", title="loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,130 @@
+"""The training loop: loss falls, a killed run resumes bit for bit, DDP ranks agree."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from multimodal.config import load_config
+from multimodal.train import train
+
+from .corpora import image_folder, text_file
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = ["data.num_workers=0", "training.log_every=5", "data.task=caption"]
+
+
+def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "multimodal", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, **kwargs)
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_tiny_config_loss_falls(tmp_path):
+    data = image_folder(tmp_path / "images")
+    config = load_config(ROOT / "configs/tiny.yaml", FAST + ["training.max_steps=20", "training.eval_every=20"])
+    summary = train(config, tmp_path / "run", train_data=data, eval_data=data, progress=False)
+    losses = [r["loss"] for r in records(tmp_path / "run") if "loss" in r]
+    assert len(losses) == 4 and losses[-1] < losses[0] - 0.1, losses
+    assert {"loss", "cider_d", "bleu4"} <= set(summary["eval"])
+    for name in ("last/model.safetensors", "last/trainer_state.pt", "best/eval.json", "curves.png"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert all(r["samples_per_s"] > 0 and r["tokens_per_s"] > 0 for r in records(tmp_path / "run") if "loss" in r)
+
+
+def test_text_task_trains_on_a_jsonl_file(tmp_path):
+    data = text_file(tmp_path / "t.jsonl")
+    config = load_config(ROOT / "configs/tiny.yaml", FAST + ["data.task=classify", "training.max_steps=4",
+                                                              "training.grad_accum_steps=2"])
+    summary = train(config, tmp_path / "run", train_data=data, eval_data=data, progress=False)
+    assert summary["steps"] == 4 and 0.0 <= summary["eval"]["accuracy"] <= 1.0
+
+
+def test_existing_run_needs_resume(tmp_path):
+    data = image_folder(tmp_path / "images", n=8)
+    config = load_config(ROOT / "configs/tiny.yaml", FAST + ["training.max_steps=1"])
+    train(config, tmp_path / "run", train_data=data, progress=False)
+    with pytest.raises(ValueError, match="--resume"):
+        train(config, tmp_path / "run", train_data=data, progress=False)
+
+
+def test_killed_run_resumes_bitwise(tmp_path):
+    data = image_folder(tmp_path / "images")
+    args = ["train", "configs/tiny.yaml", "--train", str(data), "--max-steps", "24", *FAST,
+            "training.save_every=4", "training.batch_size=5"]  # 24 rows / 5: epochs end mid-run, a short last batch
+    reference = run_cli(*args, "--output", str(tmp_path / "straight"), timeout=600)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "multimodal", *args, "--output", str(tmp_path / "killed")],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / "killed" / "last" / "trainer_state.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.is_file() and torch.load(state, weights_only=True)["position"]["step"] >= 8:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = torch.load(state, weights_only=True)["position"]["step"]
+    assert 8 <= killed_at < 24
+
+    resumed = run_cli(*args, "--output", str(tmp_path / "killed"), "--resume", timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = load_file(tmp_path / "straight" / "last" / "model.safetensors")
+    b = load_file(tmp_path / "killed" / "last" / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
+    steps = [r["step"] for r in records(tmp_path / "killed")]
+    assert steps == sorted(set(steps)), "resumed metrics repeat steps"
+
+
+
+
+def test_torchrun_two_processes_agree(tmp_path):
+    data = image_folder(tmp_path / "images")
+    script = tmp_path / "ddp_train.py"
+    script.write_text(
+        "import os, sys, torch\n"
+        "from multimodal.config import load_config\n"
+        "from multimodal import train as train_module\n"
+        "from multimodal.build import build\n"
+        "captured = {}\n"
+        "original = train_module.build\n"
+        "def keep(config):\n"
+        "    captured['model'] = original(config)\n"
+        "    return captured['model']\n"
+        "train_module.build = keep\n"
+        "config = load_config(sys.argv[1], sys.argv[4:])\n"
+        "train_module.train(config, sys.argv[2], train_data=sys.argv[3], progress=False)\n"
+        "rank = int(os.environ['RANK'])\n"
+        "torch.save({k: v for k, v in captured['model'].state_dict().items()}, f'{sys.argv[2]}/rank{rank}.pt')\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517"]
+    out = subprocess.run([*torchrun, str(script), str(ROOT / "configs/tiny.yaml"), str(tmp_path / "run"), str(data),
+                          *FAST, "training.max_steps=6", "training.batch_size=3"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+    r0 = torch.load(tmp_path / "run" / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "run" / "rank1.pt", weights_only=True)
+    initial = load_config(ROOT / "configs/tiny.yaml")
+    assert all(torch.equal(r0[k], r1[k]) for k in r0)
+    from multimodal.build import build
+
+    fresh = build(initial).state_dict()
+    assert any(not torch.equal(fresh[k], r0[k]) for k in r0 if "adapters" in k), "nothing trained"
+    log = records(tmp_path / "run")
+    assert log[-1]["step"] == 6
