@@ -128,3 +128,30 @@ def test_torchrun_two_processes_agree(tmp_path):
     assert any(not torch.equal(fresh[k], r0[k]) for k in r0 if "adapters" in k), "nothing trained"
     log = records(tmp_path / "run")
     assert log[-1]["step"] == 6
+
+
+def test_evaluate_cli_prints_json(tmp_path, capsys):
+    from multimodal.cli import main
+
+    data = image_folder(tmp_path / "images", n=6)
+    config = load_config(ROOT / "configs/tiny.yaml", FAST + ["training.max_steps=2"])
+    train(config, tmp_path / "run", train_data=data, progress=False)
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(tmp_path / "run/last"), "--task", "caption", "--data", str(data),
+                 "--format", "json"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["n_examples"] == 6 and {"loss", "cider_d", "bleu4"} <= set(metrics)
+    assert main(["evaluate", "--model", str(tmp_path / "nope"), "--task", "caption", "--data", str(data)]) == 2
+
+
+def test_prompt_only_keeps_prompts_right_aligned():
+    from multimodal.evaluate import _prompt_only
+
+    batch = {
+        "input_ids": torch.tensor([[0, 5, 6, 7, 8], [1, 2, 3, 4, 9]]),
+        "attention_mask": torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]]),
+        "labels": torch.tensor([[-100, -100, -100, 7, 8], [-100, -100, -100, -100, 9]]),
+    }
+    out = _prompt_only(batch)
+    assert out["input_ids"].tolist() == [[0, 0, 5, 6], [1, 2, 3, 4]]
+    assert out["attention_mask"].tolist() == [[0, 0, 1, 1], [1, 1, 1, 1]]
