@@ -98,7 +98,8 @@ class DataConfig:
     eval: str = ""
     max_text_tokens: int = 128  # longer targets are cut
     on_bad_rows: Literal["error", "skip"] = "error"  # skip = warn and leave bad rows out
-    num_workers: int = 2  # DataLoader worker processes that decode and tokenize
+    num_workers: int = 2  # DataLoader worker processes that decode and tokenize (streaming: at most 1)
+    streaming: bool = False  # read training rows as they are consumed (sets larger than memory or disk)
     eval_max_examples: int = 200  # evaluation uses at most this many examples (0 = all)
 
 

@@ -77,25 +77,38 @@ def train(
         raise ValueError("no training data: pass --train PATH or set data.train")
     eval_source = eval_data if eval_data is not None else (dc.eval or None)
 
-    rows = load_rows(train_source, task, dc.on_bad_rows, split="train")
     eval_rows = load_rows(eval_source, task, dc.on_bad_rows, split="validation") if eval_source else None
+    rows = None if dc.streaming else load_rows(train_source, task, dc.on_bad_rows, split="train")
     model = build(config)
     if tc.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    processor = Processor(model, dc.max_text_tokens)
-    sampler = LengthGroupedBatches(
-        rows["length"], tc.batch_size, tc.seed, accelerator.process_index, accelerator.num_processes
-    )
-    loader = torch.utils.data.DataLoader(
-        TaskDataset(rows, task),
-        batch_sampler=sampler,
-        collate_fn=Collator(processor),
-        num_workers=dc.num_workers,
-        persistent_workers=dc.num_workers > 0,  # the batch sampler runs in this process, so epochs can reuse workers
-        # Its own generator: a new iterator must not draw from the global RNG (dropout), or a resumed run
-        # (which starts an iterator mid-epoch) would diverge from an uninterrupted one.
-        generator=torch.Generator().manual_seed(tc.seed),
-    )
+    collate = Collator(Processor(model, dc.max_text_tokens))
+    loader_generator = torch.Generator().manual_seed(tc.seed)  # see below
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if dc.streaming:
+        from multimodal.streaming import StreamingTaskDataset
+
+        streamed = StreamingTaskDataset(train_source, task, tc.seed, dc.on_bad_rows, rank, world)
+        # One worker at most: more would each read the whole stream. Not persistent: the worker must see
+        # each epoch's set_epoch (and a resumed start).
+        loader = torch.utils.data.DataLoader(streamed, batch_size=tc.batch_size, collate_fn=collate,
+                                             num_workers=min(dc.num_workers, 1), generator=loader_generator)
+        set_epoch = lambda epoch, micro: streamed.set_epoch(epoch, micro * tc.batch_size)  # noqa: E731
+        n_rows = "streamed"
+    else:
+        sampler = LengthGroupedBatches(rows["length"], tc.batch_size, tc.seed, rank, world)
+        loader = torch.utils.data.DataLoader(
+            TaskDataset(rows, task),
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=dc.num_workers,
+            persistent_workers=dc.num_workers > 0,  # the batch sampler runs in this process: workers can persist
+            # Its own generator: a new iterator must not draw from the global RNG (dropout), or a resumed run
+            # (which starts an iterator mid-epoch) would diverge from an uninterrupted one.
+            generator=loader_generator,
+        )
+        set_epoch = sampler.set_epoch
+        n_rows = len(rows)
     optimizer = torch.optim.AdamW(parameter_groups(model, tc.weight_decay))
     from transformers import get_cosine_schedule_with_warmup
 
@@ -110,16 +123,19 @@ def train(
         output.mkdir(parents=True, exist_ok=True)
         _truncate_metrics(output / METRICS_FILE, pos.step)
         total, trainable = count_parameters(model)
-        log.info("training %s: %d rows, %.1fM params (%.2fM trainable), %d process(es)",
-                 task.name, len(rows), total / 1e6, trainable / 1e6, accelerator.num_processes)
+        log.info("training %s: %s rows, %.1fM params (%.2fM trainable), %d process(es)",
+                 task.name, n_rows, total / 1e6, trainable / 1e6, accelerator.num_processes)
     writer = _tensorboard(output) if main else None
 
     def micro_batches():
         while True:
-            sampler.set_epoch(pos.epoch, pos.micro_batch)
+            set_epoch(pos.epoch, pos.micro_batch)
+            start = pos.micro_batch
             for batch in loader:
                 pos.micro_batch += 1
                 yield batch
+            if pos.micro_batch == start == 0:
+                raise ValueError(f"process {rank} got no training batch in epoch {pos.epoch}: too few rows")
             pos.epoch, pos.micro_batch = pos.epoch + 1, 0
 
     stream = micro_batches()
@@ -189,6 +205,7 @@ def _save_last(model, optimizer, scheduler, pos: Position, output: Path, config:
     from accelerate.utils import gather_object
 
     rng = gather_object([torch.get_rng_state()])  # one CPU RNG state per rank (dropout, SpecAugment)
+    data = gather_object([[pos.epoch, pos.micro_batch]])  # per rank: streamed shards need not be equal
     cuda_rng = gather_object([torch.cuda.get_rng_state()]) if torch.cuda.is_available() else []
     if accelerator.is_main_process:
         state = {
@@ -196,6 +213,7 @@ def _save_last(model, optimizer, scheduler, pos: Position, output: Path, config:
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "rng": rng,
+            "data_positions": data,
             "cuda_rng": cuda_rng,
             "world_size": accelerator.num_processes,
         }
@@ -219,6 +237,7 @@ def _resume(model, optimizer, scheduler, last: Path, accelerator) -> Position:
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda_rng"][accelerator.process_index])
     pos = Position(**state["position"])
+    pos.epoch, pos.micro_batch = state["data_positions"][accelerator.process_index]
     log.info("resumed from '%s' at step %d (epoch %d, micro-batch %d)", last, pos.step, pos.epoch, pos.micro_batch)
     return pos
 

@@ -155,3 +155,66 @@ def test_prompt_only_keeps_prompts_right_aligned():
     out = _prompt_only(batch)
     assert out["input_ids"].tolist() == [[0, 0, 5, 6], [1, 2, 3, 4]]
     assert out["attention_mask"].tolist() == [[0, 0, 1, 1], [1, 1, 1, 1]]
+
+
+def test_streaming_trains_and_resumes_bitwise(tmp_path):
+    data = text_file(tmp_path / "t.jsonl", n=14)
+    base = FAST + ["data.task=classify", "data.streaming=true", "training.batch_size=4", "training.save_every=3"]
+    config = load_config(ROOT / "configs/tiny.yaml", base + ["training.max_steps=9"])
+    train(config, tmp_path / "straight", train_data=data, progress=False)
+    import multimodal.train as t
+
+    real_save = t._save_last
+    calls = []
+
+    def save_then_stop(*args, **kwargs):
+        real_save(*args, **kwargs)
+        calls.append(args[3].step)
+        if args[3].step == 6:
+            raise KeyboardInterrupt  # as a Ctrl-C right after the step-6 checkpoint
+
+    t._save_last = save_then_stop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(config, tmp_path / "stopped", train_data=data, progress=False)
+    finally:
+        t._save_last = real_save
+    assert calls == [3, 6]
+    train(config, tmp_path / "stopped", train_data=data, resume=True, progress=False)
+    a = load_file(tmp_path / "straight/last/model.safetensors")
+    b = load_file(tmp_path / "stopped/last/model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_streaming_bad_row_is_named(tmp_path):
+    data = tmp_path / "t.jsonl"
+    data.write_text('{"text": "fine", "label": "a"}\n{"text": "", "label": "b"}\n' * 3)
+    config = load_config(ROOT / "configs/tiny.yaml", FAST + ["data.task=classify", "data.streaming=true",
+                                                              "training.max_steps=3", "training.batch_size=2"])
+    from multimodal.data import DataError
+
+    with pytest.raises(DataError, match=r"bad row .*: empty 'text'"):
+        train(config, tmp_path / "run", train_data=data, progress=False)
+    config.data.on_bad_rows = "skip"
+    assert train(config, tmp_path / "run2", train_data=data, progress=False)["steps"] == 3
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tmp_path):
+    from multimodal.build import build
+    from multimodal.data import Collator, TaskDataset, load_rows
+    from multimodal.processor import Processor
+    from tasks import get_task
+
+    task = get_task("caption")
+    rows = load_rows(image_folder(tmp_path / "images", n=4), task)
+    grads = []
+    for checkpointing in (False, True):
+        model = build(load_config(ROOT / "configs/tiny.yaml", ["training.backbone.lora_dropout=0.0"])).train()
+        if checkpointing:
+            model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        batch = Collator(Processor(model))([TaskDataset(rows, task)[i] for i in range(4)])
+        batch.pop("references")
+        model(**batch).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and any("lora_" in n for n in grads[0])
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
