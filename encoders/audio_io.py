@@ -7,7 +7,7 @@ import os
 import numpy as np
 import torch
 
-from .errors import InputFileError
+from .errors import InputFileError, check_readable_file
 
 SAMPLE_RATE = 16000  # every audio encoder consumes 16 kHz mono
 RESAMPLE_QUALITY = "HQ"  # soxr high quality, the same resampler librosa uses by default (soxr_hq)
@@ -30,12 +30,7 @@ def _read_ffmpeg(path: str) -> tuple[np.ndarray, int]:
 
 def _read_file(path: str) -> tuple[np.ndarray, int]:
     """Decode with soundfile (wav/flac/ogg), falling back to ffmpeg; returns ``(samples (C, N), sample_rate)``."""
-    if not os.path.exists(path):
-        raise InputFileError(AUDIO, path, "no such file")
-    if os.path.isdir(path):
-        raise InputFileError(AUDIO, path, "is a directory")
-    if os.path.getsize(path) == 0:
-        raise InputFileError(AUDIO, path, "the file is empty (0 bytes)")
+    check_readable_file(AUDIO, path)
     try:
         return _read_soundfile(path)
     except Exception as soundfile_error:  # noqa: BLE001 - any decoder failure falls through to ffmpeg

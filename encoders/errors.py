@@ -24,3 +24,13 @@ class InputFileError(ValueError):
     def __reduce__(self):  # keep the exception picklable (DataLoader workers send errors across processes)
         source = None if self.path == ARRAY_NAME else self.path
         return (type(self), (self.kind, source, self.reason))
+
+
+def check_readable_file(kind: str, path: str) -> None:
+    """Raise InputFileError naming `path` if it is missing, a directory, or empty."""
+    if not os.path.exists(path):
+        raise InputFileError(kind, path, "no such file")
+    if os.path.isdir(path):
+        raise InputFileError(kind, path, "is a directory")
+    if os.path.getsize(path) == 0:
+        raise InputFileError(kind, path, "the file is empty (0 bytes)")

@@ -7,7 +7,7 @@ import os
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputFileError
+from .errors import InputFileError, check_readable_file
 
 MAX_SIDE = 4096  # longer sides above this are downscaled (keeping the aspect ratio)
 BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white
@@ -78,12 +78,7 @@ def _array_to_image(array: np.ndarray) -> Image.Image:
 
 
 def _open_file(path: str) -> Image.Image:
-    if not os.path.exists(path):
-        raise InputFileError(IMAGE, path, "no such file")
-    if os.path.isdir(path):
-        raise InputFileError(IMAGE, path, "is a directory")
-    if os.path.getsize(path) == 0:
-        raise InputFileError(IMAGE, path, "the file is empty (0 bytes)")
+    check_readable_file(IMAGE, path)
     try:
         with Image.open(path) as image:
             image.load()  # decode now, so corrupt or truncated data fails here
