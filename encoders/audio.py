@@ -1,4 +1,9 @@
-"""Audio encoder: a wav2vec2-style network (wav2vec2 / HuBERT / WavLM from transformers) over 16 kHz waveforms."""
+"""Audio encoder: a wav2vec2-style network (wav2vec2 / HuBERT / WavLM from transformers) over 16 kHz waveforms.
+
+`arch: speech2text` swaps the raw-waveform convolutional front end for 80-bin log-mel filterbanks (25 ms
+windows every 10 ms) and two stride-2 convolutions (40 ms frames) before the transformer: transformers'
+Speech2Text encoder, the log-mel alternative the speech recipe measures against the waveform front end.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,15 @@ from torch import nn
 from .audio_io import SAMPLE_RATE
 from .output import EncoderOutput
 
-ARCHS = ("wav2vec2", "hubert", "wavlm")
+ARCHS = ("wav2vec2", "hubert", "wavlm", "speech2text")
+N_MELS = 80  # log-mel bins of the speech2text front end
+MEL_WINDOW = 400  # samples per filterbank window (25 ms)
+MEL_HOP = 160  # samples between filterbank windows (10 ms)
 
 
 @dataclass
 class AudioEncoderConfig:
-    arch: Literal["wav2vec2", "hubert", "wavlm"] = "wav2vec2"
+    arch: Literal["wav2vec2", "hubert", "wavlm", "speech2text"] = "wav2vec2"  # speech2text = log-mel front end
     name: str = ""  # hub name or local dir of a pretrained checkpoint; "" = build from scratch with the sizes below
     hidden_size: int = 256
     num_layers: int = 6
@@ -34,6 +42,20 @@ def _hf_config(config: AudioEncoderConfig):
     """transformers config for a from-scratch model; layer norms everywhere so attention masks are honoured."""
     from transformers import HubertConfig, Wav2Vec2Config, WavLMConfig
 
+    if config.arch == "speech2text":
+        from transformers import Speech2TextConfig
+
+        return Speech2TextConfig(
+            d_model=config.hidden_size,
+            encoder_layers=config.num_layers,
+            encoder_attention_heads=config.num_heads,
+            encoder_ffn_dim=config.intermediate_size,
+            conv_channels=config.conv_dim[0],
+            input_feat_per_channel=N_MELS,
+            max_source_positions=6000,  # 4 minutes of 40 ms frames; the library feeds windows of ~20 s
+            encoder_layerdrop=config.layerdrop,
+            decoder_layers=1,  # unused: only the encoder is built
+        )
     config_class = {"wav2vec2": Wav2Vec2Config, "hubert": HubertConfig, "wavlm": WavLMConfig}[config.arch]
     if not (len(config.conv_dim) == len(config.conv_kernel) == len(config.conv_stride)):
         raise ValueError("conv_dim, conv_kernel and conv_stride must have the same length")
@@ -64,26 +86,43 @@ class AudioEncoder(nn.Module):
         if config.name:  # hub names and local dirs take the same path
             from transformers import AutoModel
 
-            self.model = AutoModel.from_pretrained(
-                config.name, mask_time_prob=config.mask_time_prob, layerdrop=config.layerdrop
-            )
+            if config.arch == "speech2text":
+                self.model = AutoModel.from_pretrained(config.name).get_encoder()
+            else:
+                self.model = AutoModel.from_pretrained(
+                    config.name, mask_time_prob=config.mask_time_prob, layerdrop=config.layerdrop
+                )
+        elif config.arch == "speech2text":
+            from transformers.models.speech_to_text.modeling_speech_to_text import Speech2TextEncoder
+
+            self.model = Speech2TextEncoder(_hf_config(config))
         else:
             from transformers import HubertModel, Wav2Vec2Model, WavLMModel
 
             model_class = {"wav2vec2": Wav2Vec2Model, "hubert": HubertModel, "wavlm": WavLMModel}[config.arch]
             self.model = model_class(_hf_config(config))
-        self.out_dim: int = int(self.model.config.hidden_size)
+        self.is_mel = config.arch == "speech2text"
+        self.out_dim: int = int(self.model.config.d_model if self.is_mel else self.model.config.hidden_size)
         self._feature_extractor = None  # built lazily by preprocess
 
     def output_lengths(self, n_samples: torch.Tensor) -> torch.Tensor:
-        """Number of frames the conv stack makes from ``n_samples`` samples (the model's own formula)."""
+        """Number of frames the encoder makes from ``n_samples`` samples (the model's own formula)."""
+        n_samples = torch.as_tensor(n_samples)
+        if self.is_mel:  # filterbank frames first (kaldi-style, no padding at the edges)
+            n_samples = ((n_samples - MEL_WINDOW) // MEL_HOP + 1).clamp(min=0)
         return self.model._get_feat_extract_output_lengths(n_samples).long()
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None) -> EncoderOutput:
-        # input_values: (B, N) float at 16 kHz; attention_mask: (B, N), 1 = real sample
+        # input_values: (B, N) float at 16 kHz, or (B, T_mel, 80) log-mel for speech2text;
+        # attention_mask: (B, N) or (B, T_mel), 1 = real sample / frame
         if attention_mask is None:
-            attention_mask = torch.ones_like(input_values, dtype=torch.long)
+            attention_mask = torch.ones(input_values.shape[:2], dtype=torch.long, device=input_values.device)
         attention_mask = attention_mask.long()
+        if self.is_mel:
+            features = self.model(input_values, attention_mask=attention_mask).last_hidden_state  # (B, T, D)
+            lengths = self.model._get_feat_extract_output_lengths(attention_mask.sum(-1))  # (B,)
+            mask = torch.arange(features.shape[1], device=features.device) < lengths.unsqueeze(1)  # (B, T)
+            return EncoderOutput(features=features, mask=mask, grid=None)
         kwargs = {}
         n_frames = int(self.output_lengths(torch.tensor(input_values.shape[1])))
         if self.training and n_frames <= self.model.config.mask_time_length:
@@ -110,18 +149,20 @@ class AudioEncoder(nn.Module):
             return_attention_mask=True,
             return_tensors="pt",
         )
-        input_values = batch["input_values"].float()  # (B, N)
+        input_values = batch["input_features" if self.is_mel else "input_values"].float()  # (B, N) | (B, T_mel, 80)
         attention_mask = batch["attention_mask"].long()  # (B, N)
         return input_values, attention_mask
 
     def _build_feature_extractor(self):
-        from transformers import AutoFeatureExtractor, Wav2Vec2FeatureExtractor
+        from transformers import AutoFeatureExtractor, Speech2TextFeatureExtractor, Wav2Vec2FeatureExtractor
 
         if self.config.name:
             try:
                 return AutoFeatureExtractor.from_pretrained(self.config.name)
             except (OSError, ValueError):  # a model saved without its feature extractor
                 pass
+        if self.is_mel:  # utterance mean/variance normalised 80-bin log-mel filterbanks
+            return Speech2TextFeatureExtractor(feature_size=N_MELS, num_mel_bins=N_MELS, sampling_rate=SAMPLE_RATE)
         return Wav2Vec2FeatureExtractor(
             feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True, return_attention_mask=True
         )

@@ -1,0 +1,34 @@
+"""The log-mel front end (arch speech2text): lengths, masks and batch independence."""
+
+import numpy as np
+import torch
+
+from encoders import AudioEncoder, AudioEncoderConfig
+
+TINY = AudioEncoderConfig(arch="speech2text", hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                          conv_dim=[32])
+
+
+def test_output_lengths_match_features():
+    encoder = AudioEncoder(TINY).eval()
+    clips = [np.random.default_rng(0).standard_normal(n).astype(np.float32) for n in (16000, 7000)]
+    values, mask = encoder.preprocess(clips)
+    assert values.shape[-1] == 80
+    out = encoder(values, mask)
+    expected = encoder.output_lengths(torch.tensor([16000, 7000]))
+    assert out.mask.sum(1).tolist() == expected.tolist() == [25, 11]  # 98 and 42 filterbank frames, stride 4
+    assert out.features.shape == (2, 25, 32)
+
+
+def test_padded_clip_equals_clip_alone():
+    encoder = AudioEncoder(TINY).eval()
+    rng = np.random.default_rng(1)
+    long, short = rng.standard_normal(20000).astype(np.float32), rng.standard_normal(9000).astype(np.float32)
+    with torch.no_grad():
+        batch = encoder(*encoder.preprocess([long, short]))
+        alone = encoder(*encoder.preprocess([short]))
+    n = int(alone.mask.sum())
+    # Speech2Text's two convolutions do not mask between them: the last real frames see the conv bias of
+    # the padding in a batch, zeros alone. Everything before them matches.
+    assert torch.allclose(batch.features[1, : n - 2], alone.features[0, : n - 2], atol=1e-3)
+    assert batch.mask[1].sum() == n
