@@ -56,7 +56,15 @@ def build(
         encoders["audio"] = AudioEncoder(audio_cfg)
         adapters["audio"] = Adapter(config.adapters.audio, encoders["audio"].out_dim, lm_width)
 
+    heads = {}
+    if config.heads.ctc:
+        if "audio" not in encoders:
+            raise ValueError("heads.ctc needs an audio encoder (encoders.audio is null)")
+        from tasks.ctc import VOCAB
+
+        heads["ctc"] = torch.nn.Linear(encoders["audio"].out_dim, len(VOCAB))
+
     tokenizer.add_tokens([PLACEHOLDERS[m] for m in encoders], special_tokens=True)
-    model = MultimodalModel(config, backbone, tokenizer, encoders, adapters, pretrained_parts)
+    model = MultimodalModel(config, backbone, tokenizer, encoders, adapters, pretrained_parts, heads)
     apply_training_modes(model)
     return model

@@ -119,3 +119,17 @@ def _read_meta(directory: Path) -> dict:
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"'{directory}' was written by a newer version (format {meta['format_version']})")
     return meta
+
+
+def init_from(model: MultimodalModel, directory: str | Path) -> list[str]:
+    """Copy a checkpoint's weights into `model` wherever name and shape match (e.g. a stage-1 encoder into a
+    stage-2 model); returns the names copied. A checkpoint that matches nothing is an error."""
+    directory = Path(directory)
+    _read_meta(directory)
+    stored = load_file(directory / WEIGHTS)
+    own = model.state_dict()
+    matched = {k: v for k, v in stored.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise CheckpointError(f"'{directory}': none of its {len(stored)} weights fits this model")
+    model.load_state_dict(matched, strict=False)
+    return sorted(matched)

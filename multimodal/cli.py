@@ -42,7 +42,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     task = get_task(args.task)
     rows = load_rows(args.data, task, "skip" if args.skip_bad_rows else "error", split="validation")
     model = mm.load(args.model)
-    metrics = evaluate(model, rows, task, batch_size=args.batch_size, max_examples=args.max_examples, progress=True)
+    metrics = evaluate(model, rows, task, batch_size=args.batch_size, max_examples=args.max_examples, progress=True,
+                       decoder=args.decoder)
     _print_metrics(metrics, args.format)
 
 
@@ -57,6 +58,33 @@ def _print_metrics(metrics: dict, fmt: str) -> None:
     print(f"{'metric':<{width}}  value")
     for k, v in shown.items():
         print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    import json
+
+    import multimodal as mm
+    from multimodal.transcribe import transcribe, write_transcript
+
+    if args.format in ("srt", "vtt") and not args.output_dir:
+        args.output_dir = "."
+    model = mm.load(args.model)
+    failed = 0
+    for result in transcribe(model, args.files, decoder=args.decoder, batch_size=args.batch_size):
+        if result.error:
+            failed += 1
+            print(f"multimodal transcribe: skipped {result.error}", file=sys.stderr)
+            continue
+        if args.format == "json":
+            print(json.dumps({"file": result.file, "text": result.text,
+                              "segments": [{"start": s.start_s, "end": s.end_s, "text": s.text} for s in result.segments]}))
+        elif args.format == "txt":
+            print(result.text if len(args.files) == 1 else f"{result.file}\t{result.text}")
+        if args.output_dir:
+            path = write_transcript(result, args.output_dir, args.format)
+            if args.format in ("srt", "vtt"):
+                print(path)
+    return 1 if failed else 0
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -98,7 +126,17 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--max-examples", type=int, default=0, help="0 = all")
     e.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows and leave them out")
     e.add_argument("--format", choices=["table", "json"], default="table")
+    e.add_argument("--decoder", choices=["lm", "ctc"], default="lm", help="transcribe: LM generation or CTC head")
     e.set_defaults(func=_evaluate)
+
+    tr = sub.add_parser("transcribe", help="transcribe audio files of any length (any format ffmpeg reads)")
+    tr.add_argument("files", nargs="+", help="audio files")
+    tr.add_argument("--model", required=True, help="checkpoint dir")
+    tr.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
+    tr.add_argument("--output-dir", help="also write FILE_STEM.FORMAT here (srt/vtt: default the current dir)")
+    tr.add_argument("--decoder", choices=["lm", "ctc"], default="lm", help="LM generation, or the fast CTC head")
+    tr.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
+    tr.set_defaults(func=_transcribe)
 
     d = sub.add_parser("demo", help="build the default model and show each input path at work")
     d.add_argument("--config", default="configs/default.yaml", help="YAML config (default: %(default)s)")
@@ -115,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
-        args.func(args)
+        code = args.func(args)
     except USER_ERRORS as e:
         if args.verbose:
             raise
@@ -124,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

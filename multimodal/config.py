@@ -49,6 +49,11 @@ class AdaptersConfig:
 
 
 @dataclass
+class HeadsConfig:
+    ctc: bool = False  # a character CTC head on the audio encoder: stage-1 speech training and a fast decoder
+
+
+@dataclass
 class BackboneConfig:
     """A Hugging Face language model, by hub name, local dir, or a preset of `multimodal.backbone`."""
 
@@ -76,6 +81,11 @@ class TrainingConfig:
     audio_encoder: ComponentTraining = field(default_factory=lambda: ComponentTraining(mode="full", lr=1e-3))
     adapters: ComponentTraining = field(default_factory=lambda: ComponentTraining(mode="full", lr=3e-3))
     backbone: ComponentTraining = field(default_factory=lambda: ComponentTraining(mode="lora", lr=2e-4))
+    heads: ComponentTraining = field(default_factory=lambda: ComponentTraining(mode="full", lr=1e-3))
+    lm_loss_weight: float = 1.0  # 0 skips the LM entirely (e.g. CTC-only encoder training)
+    ctc_loss_weight: float = 0.0  # needs heads.ctc
+    eval_decoder: Literal["lm", "ctc"] = "lm"  # how evaluation transcribes audio
+    init_from: str = ""  # a checkpoint dir whose weights (matching names and shapes) start this run
     batch_size: int = 16
     grad_accum_steps: int = 1
     max_steps: int = 1000
@@ -108,6 +118,7 @@ class Config:
     encoders: EncodersConfig = field(default_factory=EncodersConfig)
     adapters: AdaptersConfig = field(default_factory=AdaptersConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     data: DataConfig = field(default_factory=DataConfig)
 

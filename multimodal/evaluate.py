@@ -38,6 +38,7 @@ def evaluate(
     max_text_tokens: int | None = None,
     progress: bool = False,
     return_outputs: bool = False,
+    decoder: str = "lm",
 ) -> dict[str, Any]:
     """{"loss": ..., <metric>: ..., "n_examples": ...} on (the first `max_examples` of) `rows`."""
     was_training = model.training
@@ -60,8 +61,12 @@ def evaluate(
         n = int((batch["labels"][:, 1:] != -100).sum())
         loss_sum += float(out.loss) * n
         n_targets += n
-        prompts = _prompt_only(batch)
-        hypotheses += model.generate(prompts, generation)
+        if decoder == "ctc":
+            from tasks.ctc import to_text
+
+            hypotheses += [to_text(p) for p in model.ctc_transcribe(batch["audio_values"], batch["audio_attention_mask"])]
+        else:
+            hypotheses += model.generate(_prompt_only(batch), generation)
         references += refs
     model.train(was_training)
     metrics: dict[str, Any] = {"loss": loss_sum / max(n_targets, 1), "n_examples": len(references)}

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from encoders import EncoderOutput
 from multimodal.adapters import Adapter
 from multimodal.config import Config
 
@@ -42,6 +43,7 @@ class MultimodalModel(nn.Module):
         encoders: dict[str, nn.Module],
         adapters: dict[str, Adapter],
         pretrained_parts: dict[str, str],
+        heads: dict[str, nn.Module] | None = None,
     ):
         super().__init__()
         self.config = config
@@ -49,6 +51,7 @@ class MultimodalModel(nn.Module):
         self.tokenizer = tokenizer
         self.encoders = nn.ModuleDict(encoders)
         self.adapters = nn.ModuleDict(adapters)
+        self.heads = nn.ModuleDict(heads or {})  # e.g. "ctc": frames -> characters
         self.pretrained_parts = pretrained_parts  # component -> the pretrained source it was loaded from
         self.placeholder_ids = {m: tokenizer.convert_tokens_to_ids(PLACEHOLDERS[m]) for m in self.encoders}
         self.is_causal = config.backbone.kind == "causal"
@@ -56,7 +59,7 @@ class MultimodalModel(nn.Module):
     # ---- components and their training modes
     def components(self) -> dict[str, nn.Module]:
         """Named parts, as `training.<name>` in the config sees them (`adapters` covers every adapter)."""
-        parts: dict[str, nn.Module] = {"backbone": self.backbone, "adapters": self.adapters}
+        parts: dict[str, nn.Module] = {"backbone": self.backbone, "adapters": self.adapters, "heads": self.heads}
         for modality, encoder in self.encoders.items():
             parts[f"{modality}_encoder"] = encoder
         return parts
@@ -73,18 +76,18 @@ class MultimodalModel(nn.Module):
         return next(self.parameters()).device
 
     # ---- the fused input
-    def encode(self, modality: str, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw modality input -> adapter tokens (N, T', D_lm) and their mask (N, T')."""
-        return self.adapters[modality](self.encoders[modality](**inputs))
-
     def embed(
         self,
         input_ids: torch.Tensor,
         pixel_values: torch.Tensor | None = None,
         audio_values: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
+        encoded: dict[str, EncoderOutput] | None = None,
     ) -> torch.Tensor:
-        """Token embeddings (B, L, D_lm) with adapter tokens spliced in at the placeholders."""
+        """Token embeddings (B, L, D_lm) with adapter tokens spliced in at the placeholders.
+
+        `encoded` collects each modality's encoder output, for heads that read it (CTC).
+        """
         inputs = {
             "image": {"pixel_values": pixel_values} if pixel_values is not None else None,
             "audio": {"input_values": audio_values, "attention_mask": audio_attention_mask}
@@ -103,7 +106,10 @@ class MultimodalModel(nn.Module):
                 if n_slots:
                     raise PlaceholderMismatchError(f"{n_slots} {PLACEHOLDERS[modality]} tokens but no {modality} input")
                 continue
-            tokens, mask = self.encode(modality, **inputs[modality])  # (N, T', D_lm), (N, T')
+            enc = self.encoders[modality](**inputs[modality])  # (N, T, D_enc)
+            if encoded is not None:
+                encoded[modality] = enc
+            tokens, mask = self.adapters[modality](enc)  # (N, T', D_lm), (N, T')
             real = tokens[mask]  # (sum of real tokens, D_lm), item by item in order
             if real.shape[0] != n_slots:
                 raise PlaceholderMismatchError(
@@ -124,11 +130,19 @@ class MultimodalModel(nn.Module):
         pixel_values: torch.Tensor | None = None,
         audio_values: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
+        ctc_labels: torch.Tensor | None = None,
         return_logits: bool = False,
     ) -> ModelOutput:
-        """Causal LM: loss on target tokens only (labels != -100), logits when no labels or when asked.
+        """Causal LM: loss on target tokens only (labels != -100), logits when no labels or when asked;
+        plus the CTC loss on audio clips when `ctc_labels` (N_clips, S; -1 = padding) come and its weight > 0.
         Encoder LM: last hidden states (heads live in tasks)."""
-        embeds = self.embed(input_ids, pixel_values, audio_values, audio_attention_mask)
+        tc = self.config.training
+        use_ctc = ctc_labels is not None and tc.ctc_loss_weight > 0 and "ctc" in self.heads
+        if use_ctc and tc.lm_loss_weight == 0 and not return_logits:  # encoder-only objective: skip the LM
+            enc = self.encoders["audio"](input_values=audio_values, attention_mask=audio_attention_mask)
+            return ModelOutput(loss=tc.ctc_loss_weight * self._ctc_loss(enc, ctc_labels))
+        encoded: dict[str, EncoderOutput] = {}
+        embeds = self.embed(input_ids, pixel_values, audio_values, audio_attention_mask, encoded)
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, L): same for left or right padding
         if not self.is_causal:
             out = self.backbone(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids)
@@ -144,8 +158,26 @@ class MultimodalModel(nn.Module):
             targets = labels[:, 1:]  # (B, L-1): token t+1 is predicted at position t
             is_target = targets != IGNORE_INDEX
             logits = head(hidden[:, :-1][is_target])  # (N_targets, V): the head runs on targets only
-            output.loss = F.cross_entropy(logits.float(), targets[is_target])
+            output.loss = tc.lm_loss_weight * F.cross_entropy(logits.float(), targets[is_target])
+            if use_ctc:
+                output.loss = output.loss + tc.ctc_loss_weight * self._ctc_loss(encoded["audio"], ctc_labels)
         return output
+
+    def _ctc_loss(self, enc: EncoderOutput, ctc_labels: torch.Tensor) -> torch.Tensor:
+        from tasks.ctc import ctc_loss
+
+        targets = [row[row >= 0].tolist() for row in ctc_labels]  # (N_clips, S) padded with -1
+        return ctc_loss(self.heads["ctc"](enc.features), enc.mask, targets)
+
+    @torch.no_grad()
+    def ctc_transcribe(self, audio_values: torch.Tensor, audio_attention_mask: torch.Tensor) -> list[list[tuple[str, int]]]:
+        """Greedy CTC best paths, (character, frame) per clip: the fast decoder."""
+        from tasks.ctc import greedy_decode
+
+        if "ctc" not in self.heads:
+            raise ValueError("this model has no CTC head (config heads.ctc is false)")
+        enc = self.encoders["audio"](input_values=audio_values, attention_mask=audio_attention_mask)
+        return greedy_decode(self.heads["ctc"](enc.features), enc.mask)
 
     @torch.no_grad()
     def generate(self, batch: dict[str, torch.Tensor], generation: Any = None) -> list[str]:
@@ -153,6 +185,19 @@ class MultimodalModel(nn.Module):
         from multimodal.generation import generate
 
         return generate(self, batch, generation)
+
+    def transcribe(self, audio: Any, decoder: str = "lm", batch_size: int = 8, sample_rate: int | None = None,
+                   progress: bool = False):
+        """Transcript(s) of a path, an array (at `sample_rate`) or a list of them; see multimodal.transcribe.
+
+        Each Transcript has `.text`, `.segments` (start_s, end_s, text) and `.error` for a skipped file.
+        """
+        from multimodal.transcribe import transcribe
+
+        single = not isinstance(audio, (list, tuple))
+        results = list(transcribe(self, [audio] if single else list(audio), decoder=decoder, batch_size=batch_size,
+                                  sample_rate=sample_rate, progress=progress))
+        return results[0] if single else results
 
     def save(self, directory: str | Path, adapter_only: bool = False) -> Path:
         from multimodal.checkpoint import save

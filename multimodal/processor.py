@@ -99,4 +99,22 @@ class Processor:
         if audios:
             values, mask = self.model.encoders["audio"].preprocess(audios)  # (N_clips, S), (N_clips, S)
             batch["audio_values"], batch["audio_attention_mask"] = values, mask
+            ctc = self.ctc_labels(examples)
+            if ctc is not None:
+                batch["ctc_labels"] = ctc
         return batch
+
+    def ctc_labels(self, examples: list[Example]) -> torch.Tensor | None:
+        """(N_clips, S) character ids of each clip's transcript, -1 padded; None unless every clip has one."""
+        if "ctc" not in self.model.heads:
+            return None
+        from tasks.ctc import encode
+
+        with_audio = [ex for ex in examples if ex.audios]
+        if any(len(ex.audios) != 1 or ex.target is None for ex in with_audio):
+            return None  # CTC supervises one transcript per clip
+        ids = [encode(ex.target) for ex in with_audio]
+        out = torch.full((len(ids), max(1, max(len(i) for i in ids))), -1, dtype=torch.long)
+        for r, row in enumerate(ids):
+            out[r, : len(row)] = torch.tensor(row, dtype=torch.long)
+        return out

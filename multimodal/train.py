@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from multimodal.build import build
-from multimodal.checkpoint import load_weights, save
+from multimodal.checkpoint import init_from, load_weights, save
 from multimodal.config import Config
 from multimodal.data import Collator, LengthGroupedBatches, TaskDataset, load_rows
 from multimodal.evaluate import evaluate
@@ -80,6 +80,9 @@ def train(
     eval_rows = load_rows(eval_source, task, dc.on_bad_rows, split="validation") if eval_source else None
     rows = None if dc.streaming else load_rows(train_source, task, dc.on_bad_rows, split="train")
     model = build(config)
+    if tc.init_from and not resume:
+        copied = init_from(model, tc.init_from)
+        log.info("initialised %d weights from '%s'", len(copied), tc.init_from)
     if tc.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     collate = Collator(Processor(model, dc.max_text_tokens))
@@ -245,7 +248,7 @@ def _resume(model, optimizer, scheduler, last: Path, accelerator) -> Position:
 def _evaluate_and_keep_best(model, eval_rows, task, config: Config, output: Path, pos: Position, writer, progress) -> dict:
     metrics = evaluate(
         model, eval_rows, task, batch_size=config.training.batch_size, max_examples=config.data.eval_max_examples,
-        max_text_tokens=config.data.max_text_tokens, progress=progress,
+        max_text_tokens=config.data.max_text_tokens, progress=progress, decoder=config.training.eval_decoder,
     )
     key = task.metrics[0]
     value = metrics[key]

@@ -64,7 +64,7 @@ def parameter_groups(model: MultimodalModel, weight_decay: float) -> list[dict]:
 def stored_keys(model: MultimodalModel) -> list[str]:
     """State-dict keys an adapter-only checkpoint stores; the rest comes from `model.pretrained_parts`."""
     keys = []
-    prefixes = {"backbone": "backbone.", "adapters": "adapters."}
+    prefixes = {"backbone": "backbone.", "adapters": "adapters.", "heads": "heads."}
     prefixes.update({f"{m}_encoder": f"encoders.{m}." for m in model.encoders})
     state = model.state_dict()
     for name, prefix in prefixes.items():

@@ -109,3 +109,28 @@ def test_left_and_right_padding_give_the_same_loss(model):
     right, left = processor(examples(), "right"), processor(examples(), "left")
     assert not torch.equal(right["input_ids"], left["input_ids"])
     assert torch.allclose(model(**right).loss, model(**left).loss, atol=1e-5)
+
+
+def test_ctc_head_stage_one_trains_the_encoder_only(tiny_config_path):
+    model = mm.build(tiny_config_path, ["heads.ctc=true", "training.lm_loss_weight=0", "training.ctc_loss_weight=1",
+                                        "training.backbone.mode=frozen"])
+    batch = mm.Processor(model)([e for e in examples() if e.audios])
+    assert batch["ctc_labels"].shape[0] == 2 and (batch["ctc_labels"] >= -1).all()
+    loss = model(**batch).loss
+    loss.backward()
+    assert loss > 0
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert any(n.startswith("heads.ctc") for n in grads) and any(n.startswith("encoders.audio") for n in grads)
+    assert not any(n.startswith(("backbone.", "adapters.")) for n in grads)  # the LM is not even run
+    model.eval()
+    paths = model.ctc_transcribe(batch["audio_values"], batch["audio_attention_mask"])
+    assert len(paths) == 2
+
+
+def test_ctc_and_lm_losses_combine(tiny_config_path):
+    model = mm.build(tiny_config_path, ["heads.ctc=true", "training.ctc_loss_weight=0.5"]).eval()
+    batch = mm.Processor(model)([e for e in examples() if e.audios])
+    both = model(**batch).loss
+    without = model(**{k: v for k, v in batch.items() if k != "ctc_labels"}).loss
+    ctc_only = model._ctc_loss(model.encoders["audio"](batch["audio_values"], batch["audio_attention_mask"]), batch["ctc_labels"])
+    assert torch.allclose(both, without + 0.5 * ctc_only, atol=1e-5)

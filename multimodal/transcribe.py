@@ -1,0 +1,185 @@
+"""Transcription of audio files of any length: windows, batches, merge, timestamps.
+
+Each file is read window by window (`tasks.long_audio.plan_windows`: 20 s windows overlapping by 4 s), so
+memory stays flat however long the audio is. Windows from all files are decoded in batches with the
+transcription task's own prompt; a silent window gives no text; the number of generated tokens is bounded by
+the window's duration; repetition loops are cut by the generation guard. The window transcripts of a file
+are merged without doubled or dropped words into segments with start/end times. A file that cannot be read
+is reported by name and skipped; the others are transcribed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from encoders import InputFileError, SAMPLE_RATE, load_audio
+from encoders.audio_io import resample
+from multimodal.generation import GenerationConfig
+from multimodal.processor import Example, Processor
+from tasks import get_task
+from tasks.long_audio import OVERLAP_S, WINDOW_S, Segment, Window, join_segments, merge_windows, plan_windows
+
+log = logging.getLogger(__name__)
+SILENCE_RMS = 10 ** (-50 / 20)  # a window quieter than -50 dBFS (after normalisation of nothing) is silence
+MAX_TOKENS_PER_S = 6.0  # fast speech is ~3 words/s, ~4.5 tokens/s; the bound leaves headroom
+MIN_NEW_TOKENS = 8
+
+
+@dataclass
+class Transcript:
+    file: str | None  # the path, or None for an array
+    text: str = ""
+    segments: list[Segment] = field(default_factory=list)
+    duration_s: float = 0.0
+    error: str | None = None  # why the file was skipped
+
+
+class AudioSource:
+    """Reads one input window by window at 16 kHz mono; files soundfile can seek are never fully loaded."""
+
+    def __init__(self, source: Any, sample_rate: int | None = None):
+        self.name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+        self._file = None
+        self._waveform: np.ndarray | None = None
+        if self.name is not None:
+            try:
+                import soundfile
+
+                self._file = soundfile.SoundFile(self.name)
+                if self._file.frames == 0:
+                    raise InputFileError("audio", self.name, "no audio samples (empty)")
+                self.n_samples = math.ceil(self._file.frames * SAMPLE_RATE / self._file.samplerate)
+                return
+            except InputFileError:
+                raise
+            except Exception:  # not seekable by soundfile (mp3, m4a...): decode whole with ffmpeg
+                self._file = None
+        self._waveform = load_audio(source, sample_rate)  # raises InputFileError naming the file
+        self.n_samples = len(self._waveform)
+
+    def read(self, window: Window) -> np.ndarray:
+        """The window's samples, (N,) float32 at 16 kHz."""
+        if self._waveform is not None:
+            return self._waveform[window.start : window.end]
+        rate = self._file.samplerate
+        self._file.seek(int(window.start * rate / SAMPLE_RATE))
+        frames = self._file.read(int(round(window.n_samples * rate / SAMPLE_RATE)), dtype="float32", always_2d=True)
+        audio = resample(frames.mean(axis=1), rate, SAMPLE_RATE)
+        return audio[: window.n_samples]
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+@dataclass
+class _Job:
+    source_index: int
+    window: Window
+
+
+def transcribe(
+    model,
+    sources: list[Any],
+    decoder: str = "lm",
+    batch_size: int = 8,
+    window_s: float = WINDOW_S,
+    overlap_s: float = OVERLAP_S,
+    sample_rate: int | None = None,
+    progress: bool = True,
+) -> Iterator[Transcript]:
+    """Transcripts of `sources` (paths or arrays at `sample_rate`), yielded in input order as each completes."""
+    if decoder not in ("lm", "ctc"):
+        raise ValueError(f"decoder must be 'lm' or 'ctc', got {decoder!r}")
+    if "audio" not in model.encoders:
+        raise ValueError("this model has no audio encoder")
+    if decoder == "ctc" and "ctc" not in model.heads:
+        raise ValueError("this model has no CTC head: use decoder='lm'")
+    model.eval()
+    task = get_task("transcribe")
+    processor = Processor(model)
+
+    opened: dict[int, AudioSource] = {}
+    plans: dict[int, list[Window]] = {}
+    results: dict[int, Transcript] = {}
+    jobs: list[_Job] = []
+    for i, src in enumerate(sources):
+        name = os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
+        try:
+            opened[i] = AudioSource(src, sample_rate)
+        except InputFileError as e:
+            log.error("skipped: %s", e)
+            results[i] = Transcript(file=name, error=str(e))
+            continue
+        plans[i] = plan_windows(opened[i].n_samples, SAMPLE_RATE, window_s, overlap_s)
+        results[i] = Transcript(file=name, duration_s=opened[i].n_samples / SAMPLE_RATE)
+        jobs += [_Job(i, w) for w in plans[i]]
+
+    texts: dict[int, dict[int, str]] = {i: {} for i in plans}
+    next_out = 0
+    bar = tqdm(total=len(jobs), desc="transcribing", unit="window", disable=not progress)
+    for b in range(0, len(jobs), batch_size):
+        batch_jobs = jobs[b : b + batch_size]
+        audio = [opened[j.source_index].read(j.window) for j in batch_jobs]
+        for j, text in zip(batch_jobs, _decode(model, processor, task, audio, decoder)):
+            texts[j.source_index][j.window.index] = text
+        bar.update(len(batch_jobs))
+        while next_out < len(sources) and _done(results, plans, texts, next_out):
+            yield _finish(results[next_out], plans.get(next_out), texts.get(next_out), opened.get(next_out))
+            next_out += 1
+    bar.close()
+    while next_out < len(sources):
+        yield _finish(results[next_out], plans.get(next_out), texts.get(next_out), opened.get(next_out))
+        next_out += 1
+
+
+def _done(results, plans, texts, i) -> bool:
+    return results[i].error is not None or len(texts[i]) == len(plans[i])
+
+
+def _finish(result: Transcript, windows, texts, source) -> Transcript:
+    if source is not None:
+        source.close()
+    if result.error is None:
+        result.segments = merge_windows(windows, [texts[w.index] for w in windows], SAMPLE_RATE)
+        result.text = join_segments(result.segments)
+    return result
+
+
+@torch.no_grad()
+def _decode(model, processor: Processor, task, audio: list[np.ndarray], decoder: str) -> list[str]:
+    """One text per window; silent windows are '' without running the model."""
+    out = [""] * len(audio)
+    speech = [i for i, a in enumerate(audio) if len(a) and float(np.sqrt(np.mean(a.astype(np.float64) ** 2))) > SILENCE_RMS]
+    if not speech:
+        return out
+    examples = [Example(task.prompt, audios=[audio[i]]) for i in speech]
+    batch = {k: v.to(model.device) for k, v in processor(examples, padding_side="left").items()}
+    if decoder == "ctc":
+        from tasks.ctc import to_text
+
+        texts = [to_text(p) for p in model.ctc_transcribe(batch["audio_values"], batch["audio_attention_mask"])]
+    else:
+        longest_s = max(len(audio[i]) for i in speech) / SAMPLE_RATE
+        bound = max(MIN_NEW_TOKENS, math.ceil(longest_s * MAX_TOKENS_PER_S))
+        texts = model.generate(batch, GenerationConfig(max_new_tokens=min(bound, task.max_new_tokens * 4)))
+    for i, text in zip(speech, texts):
+        out[i] = text
+    return out
+
+
+def write_transcript(result: Transcript, output_dir: str | Path, fmt: str) -> Path:
+    """Write `result` as txt/json/srt/vtt next to the others in `output_dir` (atomically)."""
+    from tasks.subtitles import write
+
+    stem = Path(result.file).stem if result.file else "audio"
+    return write(result.segments, Path(output_dir) / f"{stem}.{fmt}", fmt, file=result.file)

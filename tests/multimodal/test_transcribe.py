@@ -1,0 +1,83 @@
+"""Transcription end to end with a tiny model: long files in windows, bad files skipped, silence is empty."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+
+import multimodal as mm
+from multimodal.cli import main
+from multimodal.transcribe import MAX_TOKENS_PER_S, MIN_NEW_TOKENS
+
+from .test_train import ROOT
+
+
+@pytest.fixture(scope="module")
+def tiny_asr(tmp_path_factory):
+    path = tmp_path_factory.mktemp("asr") / "model"
+    model = mm.build(ROOT / "configs/tiny.yaml", ["heads.ctc=true", "backbone.overrides.initializer_range=0.5"])
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def audio_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("audio")
+    rng = np.random.default_rng(0)
+    t = np.arange(int(22050 * 47)) / 22050  # 47 s at 22.05 kHz stereo: 3 windows of <= 20 s
+    tone = 0.2 * np.sin(2 * np.pi * 300 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) + 0.01 * rng.standard_normal(len(t))
+    soundfile.write(d / "long.wav", np.stack([tone, tone], axis=1).astype(np.float32), 22050)
+    soundfile.write(d / "silence.flac", np.zeros(16000 * 3, dtype=np.float32), 16000)
+    (d / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
+    return d
+
+
+def test_long_file_bad_file_and_silence(tiny_asr, audio_files):
+    model = mm.load(tiny_asr)
+    files = [audio_files / "long.wav", audio_files / "broken.wav", audio_files / "silence.flac"]
+    long, broken, silence = model.transcribe(files, batch_size=2)
+    assert long.error is None and abs(long.duration_s - 47) < 0.01
+    starts = [s.start_s for s in long.segments]
+    assert starts == sorted(starts) and all(s.start_s < s.end_s <= 47.0 + 1e-6 for s in long.segments)
+    assert all(a.end_s <= b.start_s + 1e-6 for a, b in zip(long.segments, long.segments[1:]))
+    assert broken.error and "broken.wav" in broken.error and broken.text == ""
+    assert silence.error is None and silence.text == "" and silence.segments == []
+
+
+def test_generated_tokens_are_bounded_by_duration(tiny_asr):
+    model = mm.load(tiny_asr)
+    rng = np.random.default_rng(1)
+    result = model.transcribe(0.3 * rng.standard_normal(16000).astype(np.float32), sample_rate=16000)  # 1 s
+    n_tokens = len(model.tokenizer(result.text, add_special_tokens=False).input_ids)
+    assert n_tokens <= max(MIN_NEW_TOKENS, MAX_TOKENS_PER_S * 1.0) + 1, result.text
+
+
+def test_ctc_decoder_and_missing_head(tiny_asr, audio_files, tmp_path):
+    model = mm.load(tiny_asr)
+    assert model.transcribe(audio_files / "long.wav", decoder="ctc").error is None
+    plain = mm.build(ROOT / "configs/tiny.yaml")
+    with pytest.raises(ValueError, match="no CTC head"):
+        plain.transcribe(audio_files / "long.wav", decoder="ctc")
+
+
+def test_cli_json_srt_and_a_bad_file(tiny_asr, audio_files, tmp_path, capsys):
+    code = main(["transcribe", str(audio_files / "long.wav"), str(audio_files / "broken.wav"), "--model", str(tiny_asr),
+                 "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "broken.wav" in err and "Traceback" not in err
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert len(rows) == 1 and rows[0]["file"].endswith("long.wav") and len(rows[0]["segments"]) >= 1
+    assert main(["transcribe", str(audio_files / "long.wav"), "--model", str(tiny_asr), "--format", "srt",
+                 "--output-dir", str(tmp_path)]) == 0
+    srt = (tmp_path / "long.srt").read_text()
+    assert srt.startswith("1\n00:00:") or srt == "", srt[:80]
+
+
+def test_mp3_through_ffmpeg(tiny_asr, audio_files, tmp_path):
+    mp3 = tmp_path / "clip.mp3"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(audio_files / "long.wav"), "-t", "5", str(mp3)], check=True)
+    result = mm.load(tiny_asr).transcribe(mp3)
+    assert result.error is None and abs(result.duration_s - 5) < 0.1
