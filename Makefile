@@ -2,9 +2,9 @@
 # Set-up is idempotent: a stamp keyed on the requirement files makes a second run take seconds.
 SHELL := /bin/bash
 PY := .venv/bin/python
-REQS := requirements.txt requirements-weights.txt pyproject.toml
+REQS := requirements.txt requirements-weights.txt pyproject.toml Makefile
 STAMP = .venv/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-16)
-APT_PACKAGES := ffmpeg espeak-ng sox
+APT_PACKAGES := ffmpeg espeak-ng sox fortunes
 
 .PHONY: setup demo test test-all clean
 

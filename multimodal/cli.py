@@ -87,6 +87,22 @@ def _transcribe(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _data(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    if args.corpus == "speech":
+        from tasks.corpora.speech import generate_speech_corpus
+
+        summary = generate_speech_corpus(Path(args.out), args.hours, eval_fraction=args.eval_fraction, seed=args.seed)
+        for split in ("train", "eval"):
+            print(f"{split}: {summary[split]['utterances']} utterances, {summary[split]['hours']:.2f} h in {args.out}/{split}")
+    elif args.corpus == "long-speech":
+        from tasks.corpora.speech import long_recording
+
+        info = long_recording(Path(args.out), args.minutes, seed=args.seed)
+        print(f"wrote {args.out} ({info['duration_s'] / 60:.1f} min) and its reference transcript next to it")
+
+
 def _demo(args: argparse.Namespace) -> None:
     from multimodal.demo import run
 
@@ -137,6 +153,19 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--decoder", choices=["lm", "ctc"], default="lm", help="LM generation, or the fast CTC head")
     tr.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
     tr.set_defaults(func=_transcribe)
+
+    g = sub.add_parser("data", help="generate a development corpus (offline)")
+    gsub = g.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
+    sp = gsub.add_parser("speech", help="espeak-ng speech with exact transcripts, as an audiofolder (train/ eval/)")
+    sp.add_argument("--out", required=True, help="output dir")
+    sp.add_argument("--hours", type=float, default=1.0, help="hours of training speech (default: %(default)s)")
+    sp.add_argument("--eval-fraction", type=float, default=0.05)
+    sp.add_argument("--seed", type=int, default=0)
+    lsp = gsub.add_parser("long-speech", help="one long recording of held-out sentences + its timed transcript")
+    lsp.add_argument("--out", required=True, help="output .wav path")
+    lsp.add_argument("--minutes", type=float, default=10.0)
+    lsp.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=_data)
 
     d = sub.add_parser("demo", help="build the default model and show each input path at work")
     d.add_argument("--config", default="configs/default.yaml", help="YAML config (default: %(default)s)")

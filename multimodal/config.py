@@ -17,6 +17,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from encoders import AudioEncoderConfig, VisionEncoderConfig
+from encoders.augment import AudioAugmentConfig
 
 TrainMode = Literal["frozen", "lora", "full"]
 
@@ -110,6 +111,7 @@ class DataConfig:
     on_bad_rows: Literal["error", "skip"] = "error"  # skip = warn and leave bad rows out
     num_workers: int = 2  # DataLoader worker processes that decode and tokenize (streaming: at most 1)
     streaming: bool = False  # read training rows as they are consumed (sets larger than memory or disk)
+    augment: AudioAugmentConfig = field(default_factory=AudioAugmentConfig)  # training audio only
     eval_max_examples: int = 200  # evaluation uses at most this many examples (0 = all)
 
 

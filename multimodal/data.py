@@ -176,18 +176,30 @@ def _probe(file: Path, modality: str) -> float:
 
 
 class TaskDataset(torch.utils.data.Dataset):
-    """Rows -> task examples with decoded media (runs in DataLoader workers)."""
+    """Rows -> task examples with decoded media (runs in DataLoader workers).
 
-    def __init__(self, rows, task: Task, with_target: bool = True):
+    With `augment` (training), audio is augmented by an RNG seeded from (seed, epoch, row): the same example
+    in the same epoch is always augmented the same way, so a resumed run sees what an uninterrupted one
+    would. The epoch comes encoded in the index (`epoch * len(rows) + row`, see LengthGroupedBatches).
+    """
+
+    def __init__(self, rows, task: Task, with_target: bool = True, augment: Any = None, seed: int = 0):
         self.rows, self.task, self.with_target = rows, task, with_target
+        self.augment, self.seed = augment, seed
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        epoch, index = divmod(index, len(self.rows))
         row = dict(self.rows[index])
         if self.task.modality != "text":
-            row[self.task.input_column] = decode_media(row[self.task.input_column], self.task.modality)
+            media = decode_media(row[self.task.input_column], self.task.modality)
+            if self.task.modality == "audio" and self.augment is not None and self.augment.enabled:
+                from encoders.augment import augment
+
+                media = augment(media, self.augment, np.random.default_rng([self.seed, epoch, index]))
+            row[self.task.input_column] = media
         example = self.task.example(row, with_target=self.with_target)
         example["reference"] = str(row[self.task.target_column]).strip()
         return example
@@ -231,9 +243,11 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
     uninterrupted run would have seen next.
     """
 
-    def __init__(self, lengths: list[float], batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, lengths: list[float], batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 epoch_coded: bool = False):
         self.lengths = np.asarray(lengths)
         self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
+        self.epoch_coded = epoch_coded  # yield epoch * n + i, so the dataset knows the epoch (augmentation)
         self.epoch, self.start = 0, 0
 
     def batches(self, epoch: int) -> list[list[int]]:
@@ -258,7 +272,9 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
         self.epoch, self.start = epoch, start
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self.batches(self.epoch)[self.start :]
+        offset = self.epoch * len(self.lengths) if self.epoch_coded else 0
+        for batch in self.batches(self.epoch)[self.start :]:
+            yield [offset + i for i in batch]
 
     def __len__(self) -> int:
         return len(self.batches(self.epoch)) - self.start

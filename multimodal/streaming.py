@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 
 from multimodal.data import METADATA_FILES, DataError, _check_row, decode_media
@@ -46,8 +47,10 @@ def open_stream(source: str | Path, task: Task):
 class StreamingTaskDataset(torch.utils.data.IterableDataset):
     """One rank's shuffled stream of task examples for one epoch, from example `start` on."""
 
-    def __init__(self, source: str | Path, task: Task, seed: int, on_bad_rows: str, rank: int = 0, world_size: int = 1):
+    def __init__(self, source: str | Path, task: Task, seed: int, on_bad_rows: str, rank: int = 0, world_size: int = 1,
+                 augment: Any = None):
         self.source, self.task, self.seed, self.on_bad_rows = source, task, seed, on_bad_rows
+        self.augment = augment
         self.rank, self.world_size = rank, world_size
         self.epoch, self.start = 0, 0
         open_stream(source, task)  # fail now, not in a worker, on a missing or malformed source
@@ -76,6 +79,11 @@ class StreamingTaskDataset(torch.utils.data.IterableDataset):
                 continue
             if media:
                 row[media] = decode_media(str((base / row[media]).resolve()), self.task.modality)
+                if self.task.modality == "audio" and self.augment is not None and self.augment.enabled:
+                    from encoders.augment import augment
+
+                    rng = np.random.default_rng([self.seed, self.epoch, self.rank, i])  # exact on resume
+                    row[media] = augment(row[media], self.augment, rng)
             example = self.task.example(row)
             example["reference"] = str(row[self.task.target_column]).strip()
             yield example

@@ -91,7 +91,7 @@ def train(
     if dc.streaming:
         from multimodal.streaming import StreamingTaskDataset
 
-        streamed = StreamingTaskDataset(train_source, task, tc.seed, dc.on_bad_rows, rank, world)
+        streamed = StreamingTaskDataset(train_source, task, tc.seed, dc.on_bad_rows, rank, world, dc.augment)
         # One worker at most: more would each read the whole stream. Not persistent: the worker must see
         # each epoch's set_epoch (and a resumed start).
         loader = torch.utils.data.DataLoader(streamed, batch_size=tc.batch_size, collate_fn=collate,
@@ -99,9 +99,9 @@ def train(
         set_epoch = lambda epoch, micro: streamed.set_epoch(epoch, micro * tc.batch_size)  # noqa: E731
         n_rows = "streamed"
     else:
-        sampler = LengthGroupedBatches(rows["length"], tc.batch_size, tc.seed, rank, world)
+        sampler = LengthGroupedBatches(rows["length"], tc.batch_size, tc.seed, rank, world, epoch_coded=True)
         loader = torch.utils.data.DataLoader(
-            TaskDataset(rows, task),
+            TaskDataset(rows, task, augment=dc.augment, seed=tc.seed),
             batch_sampler=sampler,
             collate_fn=collate,
             num_workers=dc.num_workers,
