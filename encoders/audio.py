@@ -1,8 +1,10 @@
 """Audio encoder: a wav2vec2-style network (wav2vec2 / HuBERT / WavLM from transformers) over 16 kHz waveforms.
 
 `arch: speech2text` swaps the raw-waveform convolutional front end for 80-bin log-mel filterbanks (25 ms
-windows every 10 ms) and two stride-2 convolutions (40 ms frames) before the transformer: transformers'
-Speech2Text encoder, the log-mel alternative the speech recipe measures against the waveform front end.
+windows every 10 ms) and one stride-2 convolution per `conv_dim` entry (one: 20 ms frames, like wav2vec2;
+two: 40 ms) before the transformer: transformers' Speech2Text encoder, the log-mel alternative the speech
+recipe measures against the waveform front end. 40 ms frames are too few for character CTC on fast speech
+(~22 characters/s at 260 words/min), so the recipe uses one convolution.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def _hf_config(config: AudioEncoderConfig):
             encoder_attention_heads=config.num_heads,
             encoder_ffn_dim=config.intermediate_size,
             conv_channels=config.conv_dim[0],
+            num_conv_layers=len(config.conv_dim),  # each halves the 100 Hz filterbank rate: 1 -> 50 Hz, 2 -> 25 Hz
+            conv_kernel_sizes=[5] * len(config.conv_dim),
             input_feat_per_channel=N_MELS,
             max_source_positions=6000,  # 4 minutes of 40 ms frames; the library feeds windows of ~20 s
             encoder_layerdrop=config.layerdrop,

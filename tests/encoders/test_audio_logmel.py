@@ -6,7 +6,7 @@ import torch
 from encoders import AudioEncoder, AudioEncoderConfig
 
 TINY = AudioEncoderConfig(arch="speech2text", hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
-                          conv_dim=[32])
+                          conv_dim=[32, 32])  # two stride-2 convolutions: 40 ms frames
 
 
 def test_output_lengths_match_features():
@@ -32,3 +32,11 @@ def test_padded_clip_equals_clip_alone():
     # the padding in a batch, zeros alone. Everything before them matches.
     assert torch.allclose(batch.features[1, : n - 2], alone.features[0, : n - 2], atol=1e-3)
     assert batch.mask[1].sum() == n
+
+
+def test_one_convolution_gives_20_ms_frames():
+    config = AudioEncoderConfig(arch="speech2text", hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                                conv_dim=[32])
+    encoder = AudioEncoder(config).eval()
+    values, mask = encoder.preprocess([np.zeros(16000, np.float32) + 0.01, np.zeros(7000, np.float32) + 0.01])
+    assert encoder(values, mask).mask.sum(1).tolist() == encoder.output_lengths(torch.tensor([16000, 7000])).tolist() == [49, 21]
