@@ -84,7 +84,7 @@ def train(
         copied = init_from(model, tc.init_from)
         log.info("initialised %d weights from '%s'", len(copied), tc.init_from)
     if tc.gradient_checkpointing:
-        model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     collate = Collator(Processor(model, dc.max_text_tokens))
     loader_generator = torch.Generator().manual_seed(tc.seed)  # see below
     rank, world = accelerator.process_index, accelerator.num_processes
