@@ -1,4 +1,4 @@
-"""`make demo` until the trained multi-task checkpoint lands: build the default model and show each path.
+"""`make demo` until the trained multi-task checkpoint lands (issue 7): build the default model, show each path.
 
 1. the pretrained backbone answers prompts through the library's own generation path;
 2. an image goes through the pretrained encoder (its ImageNet guess shown) and the adapter into LM inputs;
@@ -115,5 +115,5 @@ def run(config_path: str = "configs/default.yaml") -> None:
                              audio_attention_mask=batch["audio_attention_mask"])
         print(f"  prompt '<audio>\\nTranscribe the audio.' -> LM input embeddings {tuple(embeds.shape)}")
 
-    print(f"\ndone in {time.perf_counter() - start:.1f} s. The adapters are untrained: training, captioning and "
-          "transcription arrive with the engine and task issues.")
+    print(f"\ndone in {time.perf_counter() - start:.1f} s. The adapters here are untrained: `multimodal train` "
+          "teaches a task (README: Training, Speech recognition).")
