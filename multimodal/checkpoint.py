@@ -13,6 +13,7 @@ temporary sibling dir and renames it into place, so a crash never leaves half a 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -25,6 +26,7 @@ from multimodal.config import Config, from_dict, to_dict
 from multimodal.model import MultimodalModel
 from multimodal.trainable import stored_keys
 
+log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 
@@ -75,11 +77,24 @@ def _replace_dir(new: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def recover(directory: str | Path) -> Path:
+    """`directory`, or, if a crash struck between the two renames of a save, the previous checkpoint that
+    was moved aside (`.NAME.old-*`, always complete). Temporary dirs may be partial and are never used."""
+    directory = Path(directory)
+    if directory.exists():
+        return directory
+    aside = sorted(directory.parent.glob(f".{directory.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if aside and (aside[-1] / "checkpoint.json").is_file():
+        log.warning("'%s' is missing; using the previous checkpoint '%s' (a save was interrupted)", directory, aside[-1])
+        return aside[-1]
+    return directory
+
+
 def load(directory: str | Path) -> MultimodalModel:
     """The model saved in `directory` (by `model.save` or the training loop), in eval mode."""
     from multimodal.build import build
 
-    directory = Path(directory)
+    directory = recover(directory)
     meta = _read_meta(directory)
     config: Config = from_dict(Config, yaml.safe_load((directory / "config.yaml").read_text()))
     if meta["format"] == "full":  # every weight is in the file: skip the pretrained downloads

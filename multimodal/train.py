@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from multimodal.build import build
-from multimodal.checkpoint import init_from, load_weights, save
+from multimodal.checkpoint import init_from, load_weights, recover, save
 from multimodal.config import Config
 from multimodal.data import Collator, LengthGroupedBatches, TaskDataset, load_rows
 from multimodal.evaluate import evaluate
@@ -119,7 +119,7 @@ def train(
     pos = Position()
     if resume:
         pos = _resume(model, optimizer, scheduler, output / "last", accelerator)
-    elif main and (output / "last").exists():
+    elif main and recover(output / "last").exists():
         raise ValueError(f"'{output}' already holds a run; pass --resume to continue it or choose another --output")
     ddp_model, optimizer = accelerator.prepare(model, optimizer)
     if main:
@@ -225,6 +225,7 @@ def _save_last(model, optimizer, scheduler, pos: Position, output: Path, config:
 
 
 def _resume(model, optimizer, scheduler, last: Path, accelerator) -> Position:
+    last = recover(last)
     if not (last / TRAINER_STATE).is_file():
         raise ValueError(f"cannot resume: '{last}' holds no training state ({TRAINER_STATE}); start without --resume")
     load_weights(model, last)

@@ -95,3 +95,13 @@ def test_load_errors_name_the_problem(tiny_config_path, tmp_path):
     save_file(state, tmp_path / "c" / "model.safetensors")
     with pytest.raises(CheckpointError, match="missing"):
         mm.load(tmp_path / "c")
+
+
+def test_a_save_interrupted_between_renames_recovers_the_previous(tiny_config_path, tmp_path):
+    model = mm.build(tiny_config_path)
+    target = model.save(tmp_path / "ckpt")
+    aside = tmp_path / ".ckpt.old-12345678"
+    target.rename(aside)  # the state a crash between the two renames leaves
+    (tmp_path / ".ckpt.tmp-87654321").mkdir()  # a partial new dir must never be used
+    loaded = mm.load(tmp_path / "ckpt")
+    assert isinstance(loaded, mm.MultimodalModel)

@@ -72,13 +72,18 @@ def test_killed_run_resumes_bitwise(tmp_path):
     state = tmp_path / "killed" / "last" / "trainer_state.pt"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if state.is_file() and torch.load(state, weights_only=True)["position"]["step"] >= 8:
-            break
+        try:
+            if torch.load(state, weights_only=True)["position"]["step"] >= 8:
+                break
+        except (FileNotFoundError, RuntimeError, EOFError):  # not written yet, or being replaced
+            pass
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    killed_at = torch.load(state, weights_only=True)["position"]["step"]
+    from multimodal.checkpoint import recover
+
+    killed_at = torch.load(recover(state.parent) / state.name, weights_only=True)["position"]["step"]
     assert 8 <= killed_at < 24
 
     resumed = run_cli(*args, "--output", str(tmp_path / "killed"), "--resume", timeout=600)
