@@ -76,6 +76,8 @@ def train(
     if train_source is None or train_source == "":
         raise ValueError("no training data: pass --train PATH or set data.train")
     eval_source = eval_data if eval_data is not None else (dc.eval or None)
+    if not resume and recover(output / "last").exists():  # every rank checks, before any heavy work
+        raise ValueError(f"'{output}' already holds a run; pass --resume to continue it or choose another --output")
 
     eval_rows = load_rows(eval_source, task, dc.on_bad_rows, split="validation") if eval_source else None
     rows = None if dc.streaming else load_rows(train_source, task, dc.on_bad_rows, split="train")
@@ -119,8 +121,6 @@ def train(
     pos = Position()
     if resume:
         pos = _resume(model, optimizer, scheduler, output / "last", accelerator)
-    elif main and recover(output / "last").exists():
-        raise ValueError(f"'{output}' already holds a run; pass --resume to continue it or choose another --output")
     ddp_model, optimizer = accelerator.prepare(model, optimizer)
     if main:
         output.mkdir(parents=True, exist_ok=True)
