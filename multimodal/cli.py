@@ -96,6 +96,11 @@ def _data(args: argparse.Namespace) -> None:
         summary = generate_speech_corpus(Path(args.out), args.hours, eval_fraction=args.eval_fraction, seed=args.seed)
         for split in ("train", "eval"):
             print(f"{split}: {summary[split]['utterances']} utterances, {summary[split]['hours']:.2f} h in {args.out}/{split}")
+    elif args.corpus == "scenes":
+        from tasks.corpora.scenes import generate_scenes_corpus
+
+        summary = generate_scenes_corpus(Path(args.out), args.train, args.eval, args.heldout, seed=args.seed, size=args.size)
+        print(f"wrote {args.out}/train, eval, heldout: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
     elif args.corpus == "long-speech":
         from tasks.corpora.speech import long_recording
 
@@ -165,6 +170,13 @@ def parser() -> argparse.ArgumentParser:
     lsp.add_argument("--out", required=True, help="output .wav path")
     lsp.add_argument("--minutes", type=float, default=10.0)
     lsp.add_argument("--seed", type=int, default=0)
+    sc = gsub.add_parser("scenes", help="drawn scenes captioned from the scene, with held-out colour/shape combos")
+    sc.add_argument("--out", required=True, help="output dir (train/ eval/ heldout/ imagefolders)")
+    sc.add_argument("--train", type=int, default=2000, help="training images (default: %(default)s)")
+    sc.add_argument("--eval", type=int, default=200)
+    sc.add_argument("--heldout", type=int, default=200, help="images with held-out colour/shape combinations")
+    sc.add_argument("--size", type=int, default=224, help="image side in pixels")
+    sc.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=_data)
 
     d = sub.add_parser("demo", help="build the default model and show each input path at work")
