@@ -61,7 +61,7 @@ def load_rows(source: Any, task: Task, on_bad_rows: str = "error", split: str = 
     keep: list[int] = []
     lengths: list[float] = []
     for i, row in enumerate(rows.select_columns(list(task.required_columns))):
-        problem, length = _check_row(row, task, base)
+        problem, length = check_row(row, task, base)
         if problem:
             bad.append((i, problem))
         else:
@@ -121,7 +121,7 @@ def _read_table(path: Path):
         raise DataError(f"cannot read data file '{path}': {e}") from None
 
 
-def _check_row(row: dict[str, Any], task: Task, base: Path | None) -> tuple[str, float]:
+def check_row(row: dict[str, Any], task: Task, base: Path | None) -> tuple[str, float]:
     """(problem or "", length used for bucketing) for one row."""
     target = row[task.target_column]
     if target is None or not str(target).strip():

@@ -44,7 +44,9 @@ class Processor:
         """(input ids, labels) for one example, placeholders expanded."""
         tok = self.tokenizer
         ids = tok(example.prompt, add_special_tokens=True).input_ids
-        counts = {m: sum(1 for i in ids if i == tok.convert_tokens_to_ids(s)) for m, s in PLACEHOLDERS.items()}
+        # Only this model's placeholders are tokens; a marker of a modality it lacks stays plain text (count 0).
+        placeholder = self.model.placeholder_ids
+        counts = {m: ids.count(placeholder[m]) if m in placeholder else 0 for m in PLACEHOLDERS}
         if counts["image"] != len(example.images) or counts["audio"] != len(example.audios):
             raise ValueError(
                 f"prompt {example.prompt!r} has {counts['image']} <image> and {counts['audio']} <audio> "

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from multimodal.data import METADATA_FILES, DataError, _check_row, decode_media
+from multimodal.data import METADATA_FILES, DataError, check_row, decode_media
 from tasks import Task
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class StreamingTaskDataset(torch.utils.data.IterableDataset):
             if media and media not in row and "file_name" in row:
                 row[media] = row.pop("file_name")
             missing = [c for c in self.task.required_columns if c not in row]
-            problem = f"missing column(s) {missing}" if missing else _check_row(row, self.task, base)[0]
+            problem = f"missing column(s) {missing}" if missing else check_row(row, self.task, base)[0]
             if problem:
                 message = f"'{self.source}': bad row (epoch {self.epoch}, example {i} of rank {self.rank}): {problem}"
                 if self.on_bad_rows != "skip":

@@ -21,7 +21,6 @@ import itertools
 import json
 import math
 import re
-import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -338,12 +337,18 @@ def generate_scenes_corpus(
     """Write the train / eval / heldout imagefolders under `out`; returns the image count per split."""
     from tqdm.auto import tqdm
 
+    from tasks.corpora.folders import clear_split
+
+    if n_train < 1 or n_eval < 0 or n_heldout < 0:
+        raise ValueError(f"need n_train >= 1 and n_eval, n_heldout >= 0; got {n_train}, {n_eval}, {n_heldout}")
+    if size < 32:
+        raise ValueError(f"image size must be at least 32 px, got {size}")
     out = Path(out)
     counts = {"train": n_train, "eval": n_eval, "heldout": n_heldout}
     with tqdm(total=sum(counts.values()), desc="scenes", unit="image") as progress:
         for split_index, split in enumerate(SPLITS):
             folder = out / split
-            shutil.rmtree(folder, ignore_errors=True)
+            clear_split(folder, ".png")
             folder.mkdir(parents=True)
             held_out = split == "heldout"
             with open(folder / METADATA, "w") as metadata:

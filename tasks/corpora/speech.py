@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tasks.corpora.folders import clear_split
 from tasks.corpora.sentences import sentences
 
 SAMPLE_RATE = 16000  # what every audio encoder consumes (encoders.audio_io.SAMPLE_RATE)
@@ -195,7 +196,7 @@ def generate_speech_corpus(
     try:
         with tqdm(total=round(hours * 3600), desc="speech", unit="s audio") as progress:
             for split, share in (("train", 1 - eval_fraction), ("eval", eval_fraction)):
-                shutil.rmtree(out / split, ignore_errors=True)
+                clear_split(out / split, ".wav")
                 if share == 0:
                     continue
                 plan = _plan(split, seed, accents, variants, texts[split])

@@ -179,3 +179,21 @@ def test_corpus_files_and_rows(corpus):
             per_combo = Counter((o["colour"], o["shape"]) for o in row["objects"])
             assert all(o["count"] == per_combo[(o["colour"], o["shape"])] for o in row["objects"])
     assert read_rows(out / "train") != read_rows(out / "eval")
+
+
+def test_corpus_refuses_bad_sizes_and_foreign_folders(tmp_path):
+    import pytest
+
+    from tasks.corpora.scenes import generate_scenes_corpus
+
+    with pytest.raises(ValueError, match="n_train >= 1"):
+        generate_scenes_corpus(tmp_path / "a", -1, 1, 1)
+    with pytest.raises(ValueError, match="at least 32 px"):
+        generate_scenes_corpus(tmp_path / "a", 1, 1, 1, size=0)
+    (tmp_path / "b" / "train").mkdir(parents=True)
+    (tmp_path / "b" / "train" / "my_notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="my_notes.txt"):
+        generate_scenes_corpus(tmp_path / "b", 1, 0, 0, size=32)
+    assert (tmp_path / "b" / "train" / "my_notes.txt").read_text() == "keep me"
+    generate_scenes_corpus(tmp_path / "c", 2, 1, 1, size=32)
+    generate_scenes_corpus(tmp_path / "c", 2, 1, 1, size=32)  # our own output is regenerated
