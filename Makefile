@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 REQS := requirements.txt requirements-weights.txt pyproject.toml Makefile
 STAMP = .venv/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-16)
-APT_PACKAGES := ffmpeg espeak-ng sox fortunes
+APT_PACKAGES := ffmpeg espeak-ng sox fortunes fonts-noto-color-emoji unicode-data
 
 .PHONY: setup demo test test-all clean
 
