@@ -49,6 +49,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         image = Image.fromarray(_rescale_to_uint8(np.asarray(image)))
     elif image.mode == "F":
         image = Image.fromarray(_float_to_uint8(np.asarray(image)))
+    elif image.mode == "La":  # premultiplied alpha: Pillow converts it only to LA
+        image = image.convert("LA")
 
     has_alpha = image.mode in ALPHA_MODES or "transparency" in image.info
     if has_alpha:

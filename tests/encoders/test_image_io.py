@@ -80,6 +80,36 @@ def test_16_bit_png_is_scaled_not_clipped(tmp_path):
     assert abs(int(loaded[32, 0, 0]) - 128) <= 2  # the middle of the ramp is mid gray
 
 
+def test_16_bit_big_endian_tiff(tmp_path):
+    values = (np.arange(16 * 16).reshape(16, 16) * 256).astype(">u2")  # 0 .. 65280
+    path = tmp_path / "gray16b.tiff"
+    Image.frombytes("I;16B", (16, 16), values.tobytes()).save(path)
+    with Image.open(path) as raw:
+        assert raw.mode == "I;16B"
+    loaded = np.asarray(load_image(path))
+    assert loaded[0, 0, 0] == 0 and loaded[-1, -1, 0] >= 253 and abs(int(loaded[8, 0, 0]) - 128) <= 2
+
+
+def test_32_bit_integer_tiff(tmp_path):
+    values = (np.arange(16 * 16).reshape(16, 16) * 1000).astype(np.int32)  # 0 .. 255,000: past 16 bits
+    path = tmp_path / "int32.tiff"
+    Image.fromarray(values).save(path)
+    with Image.open(path) as raw:
+        assert raw.mode == "I"
+    loaded = np.asarray(load_image(path))
+    assert loaded.min() == 0 and loaded.max() == 255 and (loaded == 255).mean() < 0.01  # stretched, not clipped
+
+
+@pytest.mark.parametrize("mode", ["La", "RGBa", "PA"])
+def test_premultiplied_and_palette_alpha_composite_on_white(mode):
+    base = Image.new("RGBA", (4, 4), (255, 0, 0, 0))  # transparent
+    base.putpixel((1, 1), (255, 0, 0, 255))  # opaque red (grey in La)
+    image = base.convert("LA").convert("La") if mode == "La" else base.convert(mode)
+    loaded = load_image(image)
+    assert pixel(loaded) == WHITE
+    assert pixel(loaded, (1, 1)) == ((76, 76, 76) if mode == "La" else RED)
+
+
 def test_float_image(tmp_path):
     values = np.linspace(0.0, 1.0, 32 * 32, dtype=np.float32).reshape(32, 32)
     path = tmp_path / "float.tiff"
