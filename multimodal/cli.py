@@ -27,10 +27,16 @@ def _train(args: argparse.Namespace) -> None:
     if args.max_steps is not None:
         overrides.append(f"training.max_steps={args.max_steps}")
     config = load_config(args.config, overrides)
-    summary = train(config, args.output, train_data=args.train, eval_data=args.eval, resume=args.resume)
+    summary = train(config, args.output, train_data=_sources(args.train), eval_data=_sources(args.eval),
+                    resume=args.resume)
     print(f"trained {summary['steps']} steps; checkpoints in {summary['output']}/last (and best/ when evaluated)")
     if summary["eval"]:
         _print_metrics(summary["eval"], "table")
+
+
+def _sources(paths: list[str] | None) -> str | list[str] | None:
+    """A repeated --train/--eval option: one path, or a list of them (a mixture)."""
+    return paths[0] if paths and len(paths) == 1 else paths
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -87,6 +93,26 @@ def _transcribe(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _caption(args: argparse.Namespace) -> int:
+    import json
+
+    import multimodal as mm
+    from multimodal.caption import caption
+
+    model = mm.load(args.model)
+    failed = 0
+    for result in caption(model, args.files, batch_size=args.batch_size, num_beams=args.beams,
+                          max_new_tokens=args.max_new_tokens, progress=False):
+        if result.error:
+            failed += 1
+            print(f"multimodal caption: skipped {result.error}", file=sys.stderr)
+        elif args.format == "json":
+            print(json.dumps({"file": result.file, "text": result.text}, ensure_ascii=False))
+        else:
+            print(result.text if len(args.files) == 1 else f"{result.file}\t{result.text}")
+    return 1 if failed else 0
+
+
 def _data(args: argparse.Namespace) -> None:
     from pathlib import Path
 
@@ -100,6 +126,12 @@ def _data(args: argparse.Namespace) -> None:
         from tasks.corpora.scenes import generate_scenes_corpus
 
         summary = generate_scenes_corpus(Path(args.out), args.train, args.eval, args.heldout, seed=args.seed, size=args.size)
+        print(f"wrote {args.out}/train, eval, heldout: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+    elif args.corpus == "emoji":
+        from tasks.corpora.emoji import generate_emoji_corpus
+
+        summary = generate_emoji_corpus(Path(args.out), args.train, args.eval, args.heldout, seed=args.seed,
+                                        size=args.size, include_variants=args.variants)
         print(f"wrote {args.out}/train, eval, heldout: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
     elif args.corpus == "long-speech":
         from tasks.corpora.speech import long_recording
@@ -132,8 +164,9 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train (or fine-tune) a model from a YAML config")
     t.add_argument("config", help="YAML config, e.g. configs/tiny.yaml")
     t.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
-    t.add_argument("--train", help="training data: media folder with metadata.jsonl/csv, JSONL/CSV file, saved dataset")
-    t.add_argument("--eval", help="evaluation data, same formats")
+    t.add_argument("--train", action="append", help="training data: media folder with metadata.jsonl/csv, "
+                   "JSONL/CSV file, saved dataset; repeat to train on a mixture")
+    t.add_argument("--eval", action="append", help="evaluation data, same formats; repeat to pool several")
     t.add_argument("--output", default="runs/train", help="run dir: last/, best/, metrics.jsonl, curves.png (default: %(default)s)")
     t.add_argument("--max-steps", type=int, help="optimizer steps (overrides training.max_steps)")
     t.add_argument("--resume", action="store_true", help="continue the run in --output exactly where it stopped")
@@ -159,6 +192,15 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
     tr.set_defaults(func=_transcribe)
 
+    ca = sub.add_parser("caption", help="caption image files (any format Pillow reads)")
+    ca.add_argument("files", nargs="+", help="image files")
+    ca.add_argument("--model", required=True, help="checkpoint dir")
+    ca.add_argument("--format", choices=["txt", "json"], default="txt", help="json: one {file, text} object per line")
+    ca.add_argument("--beams", type=int, default=1, help="beam width; 1 = greedy (default)")
+    ca.add_argument("--batch-size", type=int, default=8, help="images captioned together")
+    ca.add_argument("--max-new-tokens", type=int, help="longest caption in tokens (default: the caption task's)")
+    ca.set_defaults(func=_caption)
+
     g = sub.add_parser("data", help="generate a development corpus (offline)")
     gsub = g.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
     sp = gsub.add_parser("speech", help="espeak-ng speech with exact transcripts, as an audiofolder (train/ eval/)")
@@ -177,6 +219,14 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--heldout", type=int, default=200, help="images with held-out colour/shape combinations")
     sc.add_argument("--size", type=int, default=224, help="image side in pixels")
     sc.add_argument("--seed", type=int, default=0)
+    em = gsub.add_parser("emoji", help="Noto colour emoji, augmented 1-3 per image, captioned from their names")
+    em.add_argument("--out", required=True, help="output dir (train/ eval/ heldout/ imagefolders)")
+    em.add_argument("--train", type=int, default=2000, help="training images (default: %(default)s)")
+    em.add_argument("--eval", type=int, default=200, help="images of training emoji, newly drawn")
+    em.add_argument("--heldout", type=int, default=200, help="images each showing one held-out emoji")
+    em.add_argument("--size", type=int, default=224, help="image side in pixels")
+    em.add_argument("--seed", type=int, default=0)
+    em.add_argument("--variants", action="store_true", help="include skin-tone and hair-style variants")
     g.set_defaults(func=_data)
 
     d = sub.add_parser("demo", help="build the default model and show each input path at work")

@@ -27,6 +27,9 @@ def open_stream(source: str | Path, task: Task):
     """(IterableDataset of raw rows, base dir for relative file names)."""
     import datasets
 
+    if isinstance(source, (list, tuple)):
+        raise DataError(f"data.streaming reads one source, got a list of {len(source)}: set data.streaming=false "
+                        "to mix them, or write their rows into one metadata file")
     path = Path(source)
     if path.is_dir():
         meta = next((path / m for m in METADATA_FILES if (path / m).is_file()), None)

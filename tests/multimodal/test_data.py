@@ -51,6 +51,43 @@ def test_datasets_image_feature(tmp_path):
     assert TaskDataset(rows, CAPTION)[1]["images"][0].getpixel((0, 0)) == (0, 0, 255)
 
 
+def test_a_list_of_sources_is_a_mixture(tmp_path):
+    first = image_folder(tmp_path / "a", n=5)
+    second = image_folder(tmp_path / "b", n=2, seed=1)
+    rows = [json.loads(line) for line in (second / "metadata.jsonl").read_text().splitlines()]
+    write_jsonl(second / "metadata.jsonl", [{**r, "text": "b " + r["text"], "extra": [1, 2]} for r in rows])
+    mixed = load_rows([first, second], CAPTION)
+    assert len(mixed) == 7 and set(mixed.column_names) == {"image", "text", "length"}  # extra columns dropped
+    assert [t.startswith("b ") for t in mixed["text"][:4]] == [False, True, False, True]  # sources alternate
+    assert all(p.startswith(str(tmp_path.resolve())) for p in mixed["image"])  # each resolved in its own folder
+    assert TaskDataset(mixed, CAPTION)[1]["target"] == "b a red square"
+    with pytest.raises(DataError, match="missing.png"):  # every source is checked as on its own
+        load_rows([first, bad_folder(tmp_path / "bad")], CAPTION)
+    with pytest.raises(DataError, match="empty"):
+        load_rows([], CAPTION)
+    images = datasets.Dataset.from_dict({"image": [Image.new("RGB", (8, 8))], "text": ["x"]}).cast_column(
+        "image", datasets.Image())
+    with pytest.raises(DataError, match="cannot mix"):
+        load_rows([first, images], CAPTION)
+    from multimodal.streaming import open_stream
+
+    with pytest.raises(DataError, match="one source"):
+        open_stream([first, second], CAPTION)
+
+
+def test_mixture_from_config_and_cli_options(tmp_path):
+    from multimodal.config import ConfigError, load_config
+
+    assert load_config(None, ["data.train=[a, b]"]).data.train == ["a", "b"]
+    assert load_config(None, ["data.train=a"]).data.train == "a"
+    with pytest.raises(ConfigError, match="'data.train' must be str or list"):
+        load_config(None, ["data.train=3"])
+    from multimodal.cli import _sources, parser
+
+    args = parser().parse_args(["train", "c.yaml", "--train", "x", "--train", "y", "--eval", "z"])
+    assert _sources(args.train) == ["x", "y"] and _sources(args.eval) == "z" and _sources(None) is None
+
+
 def bad_folder(tmp_path):
     folder = image_folder(tmp_path / "img", n=4)
     (folder / "broken.png").write_bytes(b"not a png at all")
