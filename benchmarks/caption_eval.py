@@ -1,0 +1,185 @@
+"""Captioning quality and speed of a checkpoint on the offline caption corpora, and a picture of it.
+
+    .venv/bin/python benchmarks/caption_eval.py --model runs/caption/best --scenes data/scenes --emoji data/emoji
+
+For each evaluation set (scenes `eval` and `heldout` = unseen colour/shape combinations; emoji `eval` = seen
+emoji newly drawn and `heldout` = unseen emoji; or any imagefolder given with `--folder NAME=DIR`) prints
+BLEU-4 and CIDEr-D against every reference phrasing of the row (`captions`, else `text`), and
+- scenes: the share of captions that name exactly the scene's (count, colour, shape) groups
+  (`tasks.corpora.scenes.caption_is_correct`; the issue's goal: >= 95 % on eval, >= 80 % on held-out combos);
+- emoji: the share of drawn emoji whose name (as the corpus phrases it) appears in the caption.
+Then the captioning latency per image, one image at a time and batched, and a PNG grid of held-out images
+with their generated captions (default `benchmarks/results/caption_grid.png`). `--json FILE` keeps it all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID_FILE = ROOT / "benchmarks" / "results" / "caption_grid.png"
+GRID_COLUMNS = 4
+WRAP_CHARS = 30  # caption characters per line under a grid image
+
+
+@dataclass
+class EvalSet:
+    name: str  # e.g. "scenes/heldout"
+    folder: Path
+    kind: str  # "scenes", "emoji" or "folder": which extra measure applies
+    rows: list[dict] = field(default_factory=list)
+    hypotheses: list[str] = field(default_factory=list)
+
+
+def read_rows(folder: Path, limit: int) -> list[dict]:
+    path = folder / "metadata.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"caption_eval: '{folder}' has no metadata.jsonl (an imagefolder written by `multimodal data`)")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return rows[:limit] if limit else rows
+
+
+def eval_sets(args: argparse.Namespace) -> list[EvalSet]:
+    sets = []
+    for kind, root in (("scenes", args.scenes), ("emoji", args.emoji)):
+        if root:
+            sets += [EvalSet(f"{kind}/{split}", Path(root) / split, kind) for split in ("eval", "heldout")
+                     if (Path(root) / split / "metadata.jsonl").is_file()]
+    for item in args.folder or []:
+        name, sep, folder = item.partition("=")
+        if not sep:
+            raise SystemExit(f"caption_eval: --folder takes NAME=DIR, got {item!r}")
+        sets.append(EvalSet(name, Path(folder), "folder"))
+    if not sets:
+        raise SystemExit("caption_eval: give --scenes DIR, --emoji DIR or --folder NAME=DIR")
+    for s in sets:
+        s.rows = read_rows(s.folder, args.max_images)
+    return sets
+
+
+def references(row: dict) -> list[str]:
+    return list(row.get("captions") or [row["text"]])
+
+
+def score(s: EvalSet) -> dict[str, float]:
+    from tasks.metrics import bleu4, cider_d
+
+    refs = [references(r) for r in s.rows]
+    out = {"n_images": len(s.rows), "bleu4": bleu4(refs, s.hypotheses)}
+    out["cider_d"] = cider_d(refs, s.hypotheses) if len(refs) >= 2 else float("nan")
+    if s.kind == "scenes":
+        from tasks.corpora.scenes import caption_is_correct
+
+        out["scenes_correct"] = sum(caption_is_correct(h, r["objects"]) for h, r in zip(s.hypotheses, s.rows)) / len(s.rows)
+    elif s.kind == "emoji":
+        from tasks.corpora.emoji import emoji_phrase
+
+        named = [emoji_phrase(o["name"], o.get("subgroup", "")).lower() in h.lower()
+                 for h, r in zip(s.hypotheses, s.rows) for o in r["objects"]]
+        out["emoji_named"] = sum(named) / max(len(named), 1)
+        held = [emoji_phrase(o["name"], o.get("subgroup", "")).lower() in h.lower()
+                for h, r in zip(s.hypotheses, s.rows) for o in r["objects"] if o.get("held_out")]
+        if held:
+            out["held_out_emoji_named"] = sum(held) / len(held)
+    return out
+
+
+def latency(model, files: list[Path], batch_size: int, num_beams: int) -> dict[str, float]:
+    """Wall milliseconds per image, one image per call and `batch_size` per call (after one warm-up call)."""
+    from multimodal.caption import caption
+
+    list(caption(model, files[:1], batch_size=1, num_beams=num_beams, progress=False))  # warm-up
+    t = time.perf_counter()
+    for f in files:
+        list(caption(model, [f], batch_size=1, num_beams=num_beams, progress=False))
+    one = (time.perf_counter() - t) / len(files)
+    t = time.perf_counter()
+    list(caption(model, files, batch_size=batch_size, num_beams=num_beams, progress=False))
+    batched = (time.perf_counter() - t) / len(files)
+    return {"images": len(files), "ms_per_image_unbatched": 1000 * one, "ms_per_image_batched": 1000 * batched,
+            "batch_size": batch_size}
+
+
+def write_grid(items: list[tuple[Path, str, str]], path: Path) -> None:
+    """A grid of images, each with its generated caption (black) over its reference (grey)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    rows = -(-len(items) // GRID_COLUMNS)
+    fig, axes = plt.subplots(rows, GRID_COLUMNS, figsize=(3.2 * GRID_COLUMNS, 3.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (file, hypothesis, reference) in zip(axes.flat, items):
+        ax.imshow(Image.open(file).convert("RGB"))
+        ax.set_title("\n".join(textwrap.wrap(hypothesis or "(empty)", WRAP_CHARS)), fontsize=9, loc="left")
+        ax.text(0, -0.02, "\n".join(textwrap.wrap("ref: " + reference, WRAP_CHARS + 8)), transform=ax.transAxes,
+                va="top", fontsize=7.5, color="0.45")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="checkpoint dir")
+    p.add_argument("--scenes", help="scenes corpus root (its eval/ and heldout/ splits)")
+    p.add_argument("--emoji", help="emoji corpus root (its eval/ and heldout/ splits)")
+    p.add_argument("--folder", action="append", metavar="NAME=DIR", help="any imagefolder with metadata.jsonl")
+    p.add_argument("--max-images", type=int, default=200, help="images per set; 0 = all (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--beams", type=int, default=1)
+    p.add_argument("--latency-images", type=int, default=16, help="images timed for latency; 0 = skip")
+    p.add_argument("--grid", default=str(GRID_FILE), help="PNG of held-out images and captions ('' = none)")
+    p.add_argument("--grid-images", type=int, default=8, help="images per held-out set in the grid")
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    import multimodal as mm
+    from multimodal.caption import caption
+
+    sets = eval_sets(args)
+    model = mm.load(args.model)
+    results: dict = {"model": str(args.model), "sets": {}}
+    print(f"{'set':<18} {'images':>6} {'BLEU-4':>7} {'CIDEr-D':>8}  extra")
+    for s in sets:
+        files = [s.folder / r["file_name"] for r in s.rows]
+        captions = list(caption(model, files, batch_size=args.batch_size, num_beams=args.beams, progress=False))
+        failed = [c for c in captions if c.error]
+        if failed:
+            raise SystemExit(f"caption_eval: {len(failed)} image(s) of {s.name} unreadable, e.g. {failed[0].error}")
+        s.hypotheses = [c.text for c in captions]
+        metrics = score(s)
+        results["sets"][s.name] = {**metrics, "examples": [
+            {"file": str(f), "caption": h, "reference": r["text"]} for f, h, r in list(zip(files, s.hypotheses, s.rows))[:20]]}
+        extra = "  ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k not in ("n_images", "bleu4", "cider_d"))
+        print(f"{s.name:<18} {metrics['n_images']:>6} {metrics['bleu4']:>7.3f} {metrics['cider_d']:>8.3f}  {extra}")
+    if args.latency_images:
+        timed = [sets[0].folder / r["file_name"] for r in sets[0].rows[: args.latency_images]]
+        results["latency"] = latency(model, timed, args.batch_size, args.beams)
+        lat = results["latency"]
+        print(f"latency: {lat['ms_per_image_unbatched']:.0f} ms/image one at a time, "
+              f"{lat['ms_per_image_batched']:.0f} ms/image in batches of {args.batch_size} ({lat['images']} images)")
+    if args.grid:
+        shown = [s for s in sets if s.name.endswith("heldout")] or sets
+        items = [(s.folder / r["file_name"], h, r["text"])
+                 for s in shown for r, h in list(zip(s.rows, s.hypotheses))[: args.grid_images]]
+        write_grid(items, Path(args.grid))
+        results["grid"] = str(args.grid)
+        print(f"grid: {args.grid}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    return results
+
+
+if __name__ == "__main__":
+    main()
