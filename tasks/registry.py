@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from tasks.base import Task
+from tasks.classify_head import ClassifyHeadTask
+from tasks.ner import NerTask
 
 TASKS: dict[str, Task] = {
     "caption": Task(
@@ -28,6 +30,23 @@ TASKS: dict[str, Task] = {
         target_column="label",
         metrics=("accuracy", "macro_f1"),
         max_new_tokens=8,
+    ),
+    "classify_head": ClassifyHeadTask(  # a head on pooled backbone states (heads.classify); no generation
+        name="classify_head",
+        modality="text",
+        prompt="{text}",
+        target_column="label",
+        metrics=("accuracy", "macro_f1"),
+        head="classify",
+    ),
+    "ner": NerTask(  # BIO tags per word from a token tagging head (heads.tag)
+        name="ner",
+        modality="text",
+        prompt="{text}",
+        target_column="tags",
+        metrics=("entity_f1",),
+        head="tag",
+        text_column="tokens",
     ),
 }
 
