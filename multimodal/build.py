@@ -63,8 +63,22 @@ def build(
         from tasks.ctc import VOCAB
 
         heads["ctc"] = torch.nn.Linear(encoders["audio"].out_dim, len(VOCAB))
+    heads.update(_text_heads(config, lm_width))
 
     tokenizer.add_tokens([PLACEHOLDERS[m] for m in encoders], special_tokens=True)
     model = MultimodalModel(config, backbone, tokenizer, encoders, adapters, pretrained_parts, heads)
     apply_training_modes(model)
     return model
+
+
+def _text_heads(config: Config, lm_width: int) -> dict[str, torch.nn.Module]:
+    """The classification and tagging heads; none while its label list is empty (training fills it from data)."""
+    from tasks.heads import SequenceClassificationHead, TokenClassificationHead
+
+    heads: dict[str, torch.nn.Module] = {}
+    classify, tag = config.heads.classify, config.heads.tag
+    if classify is not None and classify.labels:
+        heads["classify"] = SequenceClassificationHead(lm_width, classify, config.backbone.kind == "causal")
+    if tag is not None and tag.labels:
+        heads["tag"] = TokenClassificationHead(lm_width, tag)
+    return heads

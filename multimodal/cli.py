@@ -113,6 +113,37 @@ def _caption(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _input_texts(args: argparse.Namespace) -> list[str]:
+    from multimodal.text_files import read_texts
+
+    if bool(args.texts) == bool(args.file):
+        raise ValueError("give the texts as arguments or --file F, one of the two")
+    return list(args.texts) if args.texts else read_texts(args.file)
+
+
+def _classify(args: argparse.Namespace) -> None:
+    from multimodal.classify import ZERO_SHOT_DEFAULT, format_predictions, load_text_model
+    from multimodal.text_files import read_shots
+
+    texts = _input_texts(args)
+    labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
+    if args.shots and labels is None:
+        raise ValueError("--shots needs --labels (the candidates scored by the LM)")
+    if args.model is None and labels is None:
+        raise ValueError("--model DIR is needed (a trained checkpoint), or --labels a,b,c for zero-shot labels")
+    shots = read_shots(args.shots) if args.shots else None
+    model = load_text_model(args.model or ZERO_SHOT_DEFAULT)
+    print(format_predictions(model.classify(texts, labels=labels, shots=shots, batch_size=args.batch_size), args.format))
+
+
+def _tag(args: argparse.Namespace) -> None:
+    import multimodal as mm
+    from multimodal.tag import format_entities
+
+    texts = _input_texts(args)
+    print(format_entities(texts, mm.load(args.model).tag(texts, batch_size=args.batch_size), args.format))
+
+
 def _data(args: argparse.Namespace) -> None:
     from pathlib import Path
 
@@ -133,6 +164,17 @@ def _data(args: argparse.Namespace) -> None:
         summary = generate_emoji_corpus(Path(args.out), args.train, args.eval, args.heldout, seed=args.seed,
                                         size=args.size, include_variants=args.variants)
         print(f"wrote {args.out}/train, eval, heldout: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+    elif args.corpus == "text-classify":
+        from tasks.corpora.text_classes import generate_text_corpus
+
+        summary = generate_text_corpus(args.source, Path(args.out), args.eval_fraction, args.max_per_label)
+        for split, counts in summary.items():
+            print(f"{args.out}/{split}.jsonl: {sum(counts.values())} rows, " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    elif args.corpus == "ner":
+        from tasks.corpora.ner_sentences import generate_ner_corpus
+
+        summary = generate_ner_corpus(Path(args.out), args.train, args.eval, seed=args.seed)
+        print(f"wrote {args.out}/train.jsonl ({summary['train']} sentences) and eval.jsonl ({summary['eval']}, held-out templates)")
     elif args.corpus == "long-speech":
         from tasks.corpora.speech import long_recording
 
@@ -201,6 +243,24 @@ def parser() -> argparse.ArgumentParser:
     ca.add_argument("--max-new-tokens", type=int, help="longest caption in tokens (default: the caption task's)")
     ca.set_defaults(func=_caption)
 
+    cl = sub.add_parser("classify", help="label texts with a trained head, or zero-/few-shot with --labels")
+    cl.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (or --file)")
+    cl.add_argument("--file", help="JSONL/JSON/CSV with a `text` column, or plain text with one text per line")
+    cl.add_argument("--model", help="checkpoint dir; with --labels also a causal LM name (default: smollm2-135m-instruct)")
+    cl.add_argument("--labels", help="comma-separated candidate labels, scored by the LM's likelihood (no training)")
+    cl.add_argument("--shots", help="JSONL/CSV of `text,label` in-context examples for --labels (few-shot)")
+    cl.add_argument("--format", choices=["table", "json"], default="table", help="json: one object per input, in order")
+    cl.add_argument("--batch-size", type=int, default=16)
+    cl.set_defaults(func=_classify)
+
+    tg = sub.add_parser("tag", help="find named entities (spans with character offsets) with a trained tagger")
+    tg.add_argument("texts", nargs="*", metavar="TEXT", help="texts to tag (or --file)")
+    tg.add_argument("--file", help="JSONL/JSON/CSV with a `text` column, or plain text with one text per line")
+    tg.add_argument("--model", required=True, help="checkpoint dir of a model trained with data.task=ner")
+    tg.add_argument("--format", choices=["table", "json"], default="table", help="json: one object per input, in order")
+    tg.add_argument("--batch-size", type=int, default=16)
+    tg.set_defaults(func=_tag)
+
     g = sub.add_parser("data", help="generate a development corpus (offline)")
     gsub = g.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
     sp = gsub.add_parser("speech", help="espeak-ng speech with exact transcripts, as an audiofolder (train/ eval/)")
@@ -227,6 +287,16 @@ def parser() -> argparse.ArgumentParser:
     em.add_argument("--size", type=int, default=224, help="image side in pixels")
     em.add_argument("--seed", type=int, default=0)
     em.add_argument("--variants", action="store_true", help="include skin-tone and hair-style variants")
+    tc = gsub.add_parser("text-classify", help="text,label JSONL: emoji names -> Unicode group, or fortunes -> topic")
+    tc.add_argument("--corpus", dest="source", choices=["emoji", "fortunes"], required=True)
+    tc.add_argument("--out", required=True, help="output dir (train.jsonl, eval.jsonl)")
+    tc.add_argument("--eval-fraction", type=float, default=0.15, help="per label (default: %(default)s)")
+    tc.add_argument("--max-per-label", type=int, default=300, help="cap per label before the split; 0 = all (default: %(default)s)")
+    ner = gsub.add_parser("ner", help="Faker sentences with PER/LOC/ORG/DATE entities; eval from held-out templates")
+    ner.add_argument("--out", required=True, help="output dir (train.jsonl, eval.jsonl)")
+    ner.add_argument("--train", type=int, default=2000, help="training sentences (default: %(default)s)")
+    ner.add_argument("--eval", type=int, default=500, help="sentences from held-out templates (default: %(default)s)")
+    ner.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=_data)
 
     d = sub.add_parser("demo", help="build the default model and show each input path at work")

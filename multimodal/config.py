@@ -18,6 +18,7 @@ import yaml
 
 from encoders import AudioEncoderConfig, VisionEncoderConfig
 from encoders.augment import AudioAugmentConfig
+from tasks.head_config import ClassifyHeadConfig, TagHeadConfig
 
 TrainMode = Literal["frozen", "lora", "full"]
 
@@ -52,6 +53,8 @@ class AdaptersConfig:
 @dataclass
 class HeadsConfig:
     ctc: bool = False  # a character CTC head on the audio encoder: stage-1 speech training and a fast decoder
+    classify: Optional[ClassifyHeadConfig] = None  # a classifier on pooled backbone states (task classify_head)
+    tag: Optional[TagHeadConfig] = None  # a BIO token tagger for named entities (task ner)
 
 
 @dataclass

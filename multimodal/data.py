@@ -47,6 +47,7 @@ def load_rows(source: Any, task: Task, on_bad_rows: str = "error", split: str = 
         rows, base = source, None
     else:
         rows, base = _read_path(Path(source), split)
+    rows = task.prepare_rows(rows, _name(source))  # e.g. NER `text,entities` -> `tokens,tags`
     media = task.input_column if task.modality != "text" else None
     if media and media not in rows.column_names and "file_name" in rows.column_names:
         rows = rows.rename_column("file_name", media)
@@ -127,10 +128,10 @@ def check_row(row: dict[str, Any], task: Task, base: Path | None) -> tuple[str, 
     if target is None or not str(target).strip():
         return f"empty '{task.target_column}'", 0.0
     if task.modality == "text":
-        text = row["text"]
-        if text is None or not str(text).strip():
-            return "empty 'text'", 0.0
-        return "", float(len(str(text)))
+        text = row[task.input_column]
+        if text is None or not str(text).strip() or (isinstance(text, list) and not text):
+            return f"empty '{task.input_column}'", 0.0
+        return task.check(row), float(len(str(text)))
     value = row[task.input_column]
     if not isinstance(value, (str, os.PathLike)):
         return ("", 1.0) if value is not None else (f"empty '{task.input_column}'", 0.0)

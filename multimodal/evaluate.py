@@ -41,6 +41,10 @@ def evaluate(
     decoder: str = "lm",
 ) -> dict[str, Any]:
     """{"loss": ..., <metric>: ..., "n_examples": ...} on (the first `max_examples` of) `rows`."""
+    if task.head:  # a classification or tagging head: no generation
+        from multimodal.text_heads import evaluate_head
+
+        return evaluate_head(model, rows, task, batch_size, max_examples, num_workers, progress, return_outputs)
     was_training = model.training
     model.eval()
     if max_examples and len(rows) > max_examples:

@@ -32,6 +32,7 @@ class ModelOutput:
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None  # (B, L, V) causal LM logits, when asked for
     hidden_states: torch.Tensor | None = None  # (B, L, D) last hidden states of an encoder LM
+    head_logits: torch.Tensor | None = None  # (B, n_labels) classify head, or (B, L, n_tags) tag head
 
 
 class MultimodalModel(nn.Module):
@@ -132,10 +133,16 @@ class MultimodalModel(nn.Module):
         audio_attention_mask: torch.Tensor | None = None,
         ctc_labels: torch.Tensor | None = None,
         return_logits: bool = False,
+        class_labels: torch.Tensor | None = None,
+        tag_labels: torch.Tensor | None = None,
+        head: str | None = None,
     ) -> ModelOutput:
         """Causal LM: loss on target tokens only (labels != -100), logits when no labels or when asked;
         plus the CTC loss on audio clips when `ctc_labels` (N_clips, S; -1 = padding) come and its weight > 0.
-        Encoder LM: last hidden states (heads live in tasks)."""
+        Encoder LM: last hidden states (heads live in tasks).
+        Text heads (`head` "classify" / "tag", implied by `class_labels` (B,) or (B, C) / `tag_labels` (B, L)):
+        the head's logits on the last hidden states, and its loss when labels come."""
+        head = head or ("classify" if class_labels is not None else "tag" if tag_labels is not None else None)
         tc = self.config.training
         use_ctc = ctc_labels is not None and tc.ctc_loss_weight > 0 and "ctc" in self.heads
         if use_ctc and tc.lm_loss_weight == 0 and not return_logits:  # encoder-only objective: skip the LM
@@ -144,8 +151,11 @@ class MultimodalModel(nn.Module):
         encoded: dict[str, EncoderOutput] = {}
         embeds = self.embed(input_ids, pixel_values, audio_values, audio_attention_mask, encoded)
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, L): same for left or right padding
+        if head is not None:
+            return self._head_forward(head, embeds, attention_mask, position_ids, class_labels, tag_labels)
         if not self.is_causal:
-            out = self.backbone(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids)
+            out = self.backbone(inputs_embeds=embeds, attention_mask=attention_mask,
+                                position_ids=position_ids + self._position_offset())
             return ModelOutput(hidden_states=out.last_hidden_state)
         hidden = self.backbone.base_model(
             inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids
@@ -162,6 +172,27 @@ class MultimodalModel(nn.Module):
             if use_ctc:
                 output.loss = output.loss + tc.ctc_loss_weight * self._ctc_loss(encoded["audio"], ctc_labels)
         return output
+
+    def _position_offset(self) -> int:
+        """Where an encoder LM's positions start: after the padding index for RoBERTa's embeddings, else 0."""
+        padding_idx = getattr(getattr(self.backbone, "embeddings", None), "padding_idx", None)
+        return padding_idx + 1 if isinstance(padding_idx, int) else 0
+
+    def _head_forward(self, head: str, embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+                      class_labels: torch.Tensor | None, tag_labels: torch.Tensor | None) -> ModelOutput:
+        if head not in self.heads:
+            raise ValueError(f"this model has no '{head}' head: set heads.{head} in the config and train it "
+                             "(its labels come from the training data)")
+        if self.is_causal:
+            hidden = self.backbone.base_model(inputs_embeds=embeds, attention_mask=attention_mask,
+                                              position_ids=position_ids).last_hidden_state  # (B, L, D)
+        else:
+            hidden = self.backbone(inputs_embeds=embeds, attention_mask=attention_mask,
+                                   position_ids=position_ids + self._position_offset()).last_hidden_state
+        module = self.heads[head]
+        logits = module(hidden, attention_mask)  # (B, C) or (B, L, T)
+        labels = class_labels if head == "classify" else tag_labels
+        return ModelOutput(loss=module.loss(logits, labels) if labels is not None else None, head_logits=logits)
 
     def _ctc_loss(self, enc: EncoderOutput, ctc_labels: torch.Tensor) -> torch.Tensor:
         from tasks.ctc import ctc_loss
@@ -197,6 +228,27 @@ class MultimodalModel(nn.Module):
         single = not isinstance(audio, (list, tuple))
         results = list(transcribe(self, [audio] if single else list(audio), decoder=decoder, batch_size=batch_size,
                                   sample_rate=sample_rate, progress=progress))
+        return results[0] if single else results
+
+    def classify(self, texts: str | list[str], labels: list[str] | None = None, shots: list[tuple[str, str]] | None = None,
+                 batch_size: int = 16):
+        """Prediction(s) for a text or a list of texts, each with `.label` and `.probabilities` of every label.
+
+        Without `labels`: the trained classification head. With `labels`: zero-shot (or, with `shots` of
+        (text, label), few-shot) scoring of each label's likelihood by the LM; see multimodal.classify.
+        """
+        from multimodal.classify import classify
+
+        single = isinstance(texts, str)
+        results = classify(self, [texts] if single else list(texts), labels=labels, shots=shots, batch_size=batch_size)
+        return results[0] if single else results
+
+    def tag(self, texts: str | list[str], batch_size: int = 16):
+        """Entities (text, label, start, end) of a text, or one list per text; see multimodal.tag."""
+        from multimodal.tag import tag
+
+        single = isinstance(texts, str)
+        results = tag(self, [texts] if single else list(texts), batch_size=batch_size)
         return results[0] if single else results
 
     def save(self, directory: str | Path, adapter_only: bool = False) -> Path:

@@ -81,13 +81,22 @@ def train(
 
     eval_rows = load_rows(eval_source, task, dc.on_bad_rows, split="validation") if eval_source else None
     rows = None if dc.streaming else load_rows(train_source, task, dc.on_bad_rows, split="train")
+    if task.head:  # the label set comes from the config or the training data, and is checked against both sets
+        from multimodal.text_heads import resolve_head_labels
+
+        config = resolve_head_labels(config, task, rows, eval_rows)
     model = build(config)
     if tc.init_from and not resume:
         copied = init_from(model, tc.init_from)
         log.info("initialised %d weights from '%s'", len(copied), tc.init_from)
     if tc.gradient_checkpointing:
         model.backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    collate = Collator(Processor(model, dc.max_text_tokens))
+    if task.head:
+        from multimodal.text_heads import HeadCollator
+
+        collate = HeadCollator.for_model(model, task)
+    else:
+        collate = Collator(Processor(model, dc.max_text_tokens))
     loader_generator = torch.Generator().manual_seed(tc.seed)  # see below
     rank, world = accelerator.process_index, accelerator.num_processes
     if dc.streaming:
