@@ -216,7 +216,7 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="score a checkpoint on a dataset with the task's metrics")
     e.add_argument("--model", required=True, help="checkpoint dir")
-    e.add_argument("--task", required=True, help="task name: caption, transcribe, classify")
+    e.add_argument("--task", required=True, help="task name: caption, transcribe, classify, classify_head, ner")
     e.add_argument("--data", required=True, help="evaluation data (same formats as train)")
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--max-examples", type=int, default=0, help="0 = all")
