@@ -108,8 +108,8 @@ class TrainingConfig:
 @dataclass
 class DataConfig:
     task: str = "caption"  # a name in tasks.registry.TASKS: caption, transcribe, classify
-    train: str = ""  # folder with metadata.jsonl/csv, a JSONL/CSV file, or a saved datasets dir
-    eval: str = ""
+    train: str | list[str] = ""  # folder with metadata.jsonl/csv, a JSONL/CSV file, a saved datasets dir, or a list
+    eval: str | list[str] = ""  # of them (a mixture: rows of every source, concatenated)
     max_text_tokens: int = 128  # longer targets are cut
     on_bad_rows: Literal["error", "skip"] = "error"  # skip = warn and leave bad rows out
     num_workers: int = 2  # DataLoader worker processes that decode and tokenize (streaming: at most 1)
@@ -199,7 +199,17 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         if len(inner) == 1 and dataclasses.is_dataclass(inner[0]) and isinstance(value, dict):
             return from_dict(inner[0], value, where)
-        return _convert(inner[0], value, where)
+        errors = []
+        for option in inner:  # `str | list[str]`: the first type the value fits
+            try:
+                return _convert(option, value, where)
+            except ConfigError as e:
+                errors.append(e)
+        inside = [e for e in errors if not str(e).startswith(f"'{where}' ")]  # e.g. a bad list item
+        if len(errors) == 1 or inside:
+            raise (inside or errors)[0]
+        kinds = " or ".join(str(t) if typing.get_args(t) else t.__name__ for t in inner)  # "str or list[str]"
+        raise ConfigError(f"'{where}' must be {kinds}, got {value!r}")
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     if origin is Literal:

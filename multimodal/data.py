@@ -4,7 +4,8 @@ Accepted sources (`load_rows`):
 - a folder of images or audio files with `metadata.jsonl` or `metadata.csv` (`file_name` + `text` or
   `label`): the Hugging Face imagefolder / audiofolder convention;
 - a JSONL / JSON / CSV file with `text,label` (text tasks) or `file_name,...` (paths relative to the file);
-- a `datasets.Dataset` / `DatasetDict`, or a folder written by `Dataset.save_to_disk`.
+- a `datasets.Dataset` / `DatasetDict`, or a folder written by `Dataset.save_to_disk`;
+- a list of any of these: a mixture, their rows concatenated (e.g. two caption corpora).
 Every row is checked on load: missing column, empty text, a `file_name` that is missing, unreadable or
 escapes its folder. Bad rows are one `DataError` listing them, or (data.on_bad_rows=skip) a warning.
 """
@@ -38,9 +39,14 @@ class DataError(ValueError):
 
 
 def load_rows(source: Any, task: Task, on_bad_rows: str = "error", split: str = "train"):
-    """A checked `datasets.Dataset` with the task's columns; media columns hold absolute paths or objects."""
+    """A checked `datasets.Dataset` with the task's columns; media columns hold absolute paths or objects.
+
+    A list of sources is a mixture: each is loaded and checked on its own, then their rows are concatenated.
+    """
     import datasets
 
+    if isinstance(source, (list, tuple)):
+        return _load_mixture(source, task, on_bad_rows, split)
     if isinstance(source, datasets.DatasetDict):
         source = _pick_split(source, split, "the DatasetDict")
     if isinstance(source, datasets.Dataset):
@@ -81,6 +87,26 @@ def load_rows(source: Any, task: Task, on_bad_rows: str = "error", split: str = 
         rows = rows.map(lambda r: {media: str((base / r[media]).resolve())}, desc="resolving paths")
     rows = rows.select(keep) if bad else rows
     return rows.add_column("length", lengths)
+
+
+def _load_mixture(sources: list | tuple, task: Task, on_bad_rows: str, split: str):
+    import datasets
+
+    if not sources:
+        raise DataError("the list of data sources is empty")
+    columns = [*task.required_columns, "length"]  # sources may carry different extra columns
+    parts = [load_rows(s, task, on_bad_rows, split).select_columns(columns) for s in sources]
+    if len(parts) == 1:
+        return parts[0]
+    try:
+        rows = datasets.concatenate_datasets(parts)
+    except ValueError as e:  # e.g. file paths in one source, decoded images in another
+        names = ", ".join(_name(s) for s in sources)
+        raise DataError(f"cannot mix the data sources {names}: {e}") from None
+    # Round-robin order, so the first N rows (evaluation's max_examples) sample every source.
+    starts = np.cumsum([0] + [len(p) for p in parts])
+    order = [int(starts[j]) + k for k in range(max(map(len, parts))) for j, p in enumerate(parts) if k < len(p)]
+    return rows.select(order)
 
 
 def _name(source: Any) -> str:

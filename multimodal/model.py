@@ -230,6 +230,19 @@ class MultimodalModel(nn.Module):
                                   sample_rate=sample_rate, progress=progress))
         return results[0] if single else results
 
+    def caption(self, image: Any, batch_size: int = 8, num_beams: int = 1, max_new_tokens: int | None = None,
+                progress: bool = False):
+        """Caption(s) of a path, a PIL image, an (H, W[, C]) array or a list of them; see multimodal.caption.
+
+        Each Caption has `.text`, `.file` and `.error` for a skipped input.
+        """
+        from multimodal.caption import caption
+
+        single = not isinstance(image, (list, tuple))
+        results = list(caption(self, [image] if single else list(image), batch_size=batch_size, num_beams=num_beams,
+                               max_new_tokens=max_new_tokens, progress=progress))
+        return results[0] if single else results
+
     def classify(self, texts: str | list[str], labels: list[str] | None = None, shots: list[tuple[str, str]] | None = None,
                  batch_size: int = 16):
         """Prediction(s) for a text or a list of texts, each with `.label` and `.probabilities` of every label.
