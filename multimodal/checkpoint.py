@@ -91,10 +91,14 @@ def recover(directory: str | Path) -> Path:
 
 
 def load(directory: str | Path) -> MultimodalModel:
-    """The model saved in `directory` (by `model.save` or the training loop), in eval mode."""
+    """The model saved in `directory` (by `model.save` or the training loop), in eval mode. A training run's
+    dir (`runs/demo`) stands for its `best/` checkpoint, or `last/` when it has no best."""
     from multimodal.build import build
 
     directory = recover(directory)
+    if not (directory / "checkpoint.json").is_file():
+        directory = next((recover(directory / sub) for sub in ("best", "last")
+                          if (recover(directory / sub) / "checkpoint.json").is_file()), directory)
     meta = _read_meta(directory)
     config: Config = from_dict(Config, yaml.safe_load((directory / "config.yaml").read_text()))
     if meta["format"] == "full":  # every weight is in the file: skip the pretrained downloads

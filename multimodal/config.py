@@ -106,6 +106,18 @@ class TrainingConfig:
 
 
 @dataclass
+class TaskData:
+    """One task of a multi-task mixture (`data.mixture`): its data and its share of the micro-batches."""
+
+    task: str = ""  # a name in tasks.registry.TASKS
+    train: str | list[str] = ""  # same forms as data.train
+    eval: str | list[str] = ""  # same forms as data.eval; "" = this task is not evaluated
+    weight: float = 1.0  # a micro-batch holds this task with probability weight / (sum of the weights)
+    name: str = ""  # metric prefix (`eval_<name>_<metric>`); "" = the task's name. Unique in the mixture
+    eval_max_examples: int = -1  # -1 = data.eval_max_examples
+
+
+@dataclass
 class DataConfig:
     task: str = "caption"  # a name in tasks.registry.TASKS: caption, transcribe, classify
     train: str | list[str] = ""  # folder with metadata.jsonl/csv, a JSONL/CSV file, a saved datasets dir, or a list
@@ -116,6 +128,9 @@ class DataConfig:
     streaming: bool = False  # read training rows as they are consumed (sets larger than memory or disk)
     augment: AudioAugmentConfig = field(default_factory=AudioAugmentConfig)  # training audio only
     eval_max_examples: int = 200  # evaluation uses at most this many examples (0 = all)
+    # Multi-task training (multimodal/mixture.py): when set, task/train/eval above are unused and each
+    # micro-batch holds one of these tasks, drawn by weight.
+    mixture: list[TaskData] = field(default_factory=list)
 
 
 @dataclass

@@ -6,7 +6,8 @@ clips the global gradient norm, and steps AdamW (one learning rate per component
 schedule. `last/` (weights + optimizer, schedule, RNG and data position) is written atomically every
 `save_every` steps; `--resume` continues from it exactly. Evaluation every `eval_every` steps keeps the
 best weights in `best/`. Metrics go to `metrics.jsonl` (and TensorBoard when installed); the curves to
-`curves.png` at the end.
+`curves.png` at the end. With `data.mixture`, each micro-batch holds one task of the mixture, and evaluation
+scores every task (multimodal/mixture.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from multimodal.checkpoint import init_from, load_weights, recover, save
 from multimodal.config import Config
 from multimodal.data import Collator, LengthGroupedBatches, TaskDataset, load_rows
 from multimodal.evaluate import evaluate
+from multimodal.mixture import SCORE, Mixture
 from multimodal.processor import Processor
 from multimodal.trainable import count_parameters, parameter_groups
 from tasks import get_task
@@ -45,7 +47,7 @@ class Position:
     step: int = 0  # optimizer steps done
     epoch: int = 0
     micro_batch: int = 0  # micro-batches of this epoch already consumed (this rank)
-    best: float | None = None  # best value of the task's first metric so far
+    best: float | None = None  # best value of the task's first metric (a mixture: its combined score) so far
     best_step: int = 0
 
 
@@ -71,17 +73,24 @@ def train(
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
     )
     main = accelerator.is_main_process
-    task = get_task(dc.task)
+    if dc.mixture and (train_data is not None or eval_data is not None):
+        raise ValueError("data.mixture lists each task's train and eval data; --train/--eval are for single-task configs")
+    task = None if dc.mixture else get_task(dc.task)
     train_source = train_data if train_data is not None else dc.train
-    if train_source is None or train_source == "":
+    if not dc.mixture and (train_source is None or train_source == ""):
         raise ValueError("no training data: pass --train PATH or set data.train")
     eval_source = eval_data if eval_data is not None else (dc.eval or None)
     if not resume and recover(output / "last").exists():  # every rank checks, before any heavy work
         raise ValueError(f"'{output}' already holds a run; pass --resume to continue it or choose another --output")
 
-    eval_rows = load_rows(eval_source, task, dc.on_bad_rows, split="validation") if eval_source else None
-    rows = None if dc.streaming else load_rows(train_source, task, dc.on_bad_rows, split="train")
-    if task.head:  # the label set comes from the config or the training data, and is checked against both sets
+    mixture, eval_rows, rows = None, None, None
+    if dc.mixture:  # every task's rows; head labels from each head task's training rows
+        mixture = Mixture(config)
+        config = mixture.resolve_heads(config)
+    else:
+        eval_rows = load_rows(eval_source, task, dc.on_bad_rows, split="validation") if eval_source else None
+        rows = None if dc.streaming else load_rows(train_source, task, dc.on_bad_rows, split="train")
+    if task is not None and task.head:  # the label set comes from the config or the training data, checked against both
         from multimodal.text_heads import resolve_head_labels
 
         config = resolve_head_labels(config, task, rows, eval_rows)
@@ -91,52 +100,26 @@ def train(
         log.info("initialised %d weights from '%s'", len(copied), tc.init_from)
     if tc.gradient_checkpointing:
         model.backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    if task.head:
-        from multimodal.text_heads import HeadCollator
-
-        collate = HeadCollator.for_model(model, task)
-    else:
-        collate = Collator(Processor(model, dc.max_text_tokens))
-    loader_generator = torch.Generator().manual_seed(tc.seed)  # see below
     rank, world = accelerator.process_index, accelerator.num_processes
-    if dc.streaming:
-        from multimodal.streaming import StreamingTaskDataset
-
-        streamed = StreamingTaskDataset(train_source, task, tc.seed, dc.on_bad_rows, rank, world, dc.augment)
-        # One worker at most: more would each read the whole stream. Not persistent: the worker must see
-        # each epoch's set_epoch (and a resumed start).
-        loader = torch.utils.data.DataLoader(streamed, batch_size=tc.batch_size, collate_fn=collate,
-                                             num_workers=min(dc.num_workers, 1), generator=loader_generator)
-        set_epoch = lambda epoch, micro: streamed.set_epoch(epoch, micro * tc.batch_size)  # noqa: E731
-        n_rows = "streamed"
+    if mixture is not None:
+        mixture.make_streams(model, config, rank, world)
+        n_rows = mixture.describe()
     else:
-        sampler = LengthGroupedBatches(rows["length"], tc.batch_size, tc.seed, rank, world, epoch_coded=True)
-        loader = torch.utils.data.DataLoader(
-            TaskDataset(rows, task, augment=dc.augment, seed=tc.seed),
-            batch_sampler=sampler,
-            collate_fn=collate,
-            num_workers=dc.num_workers,
-            persistent_workers=dc.num_workers > 0,  # the batch sampler runs in this process: workers can persist
-            # Its own generator: a new iterator must not draw from the global RNG (dropout), or a resumed run
-            # (which starts an iterator mid-epoch) would diverge from an uninterrupted one.
-            generator=loader_generator,
-        )
-        set_epoch = sampler.set_epoch
-        n_rows = len(rows)
+        loader, set_epoch, n_rows = _single_task_loader(model, task, train_source, rows, config, rank, world)
     optimizer = torch.optim.AdamW(parameter_groups(model, tc.weight_decay))
     from transformers import get_cosine_schedule_with_warmup
 
     scheduler = get_cosine_schedule_with_warmup(optimizer, tc.warmup_steps, tc.max_steps)
     pos = Position()
     if resume:
-        pos = _resume(model, optimizer, scheduler, output / "last", accelerator)
+        pos = _resume(model, optimizer, scheduler, output / "last", accelerator, mixture)
     ddp_model, optimizer = accelerator.prepare(model, optimizer)
     if main:
         output.mkdir(parents=True, exist_ok=True)
         _truncate_metrics(output / METRICS_FILE, pos.step)
         total, trainable = count_parameters(model)
         log.info("training %s: %s rows, %.1fM params (%.2fM trainable), %d process(es)",
-                 task.name, n_rows, total / 1e6, trainable / 1e6, accelerator.num_processes)
+                 task.name if task else "a mixture", n_rows, total / 1e6, trainable / 1e6, accelerator.num_processes)
     writer = _tensorboard(output) if main else None
 
     def micro_batches():
@@ -150,14 +133,26 @@ def train(
                 raise ValueError(f"process {rank} got no training batch in epoch {pos.epoch}: too few rows")
             pos.epoch, pos.micro_batch = pos.epoch + 1, 0
 
-    stream = micro_batches()
+    if mixture is not None:
+        next_batch = mixture.next_batch  # (step, k) -> (task name, batch)
+    else:
+        stream = micro_batches()
+        next_batch = lambda step, k: (None, next(stream))  # noqa: E731
     bar = tqdm(total=tc.max_steps, initial=pos.step, desc="training", disable=not (main and progress), dynamic_ncols=True)
-    window = {"loss": 0.0, "n": 0, "samples": 0, "tokens": 0, "t0": time.perf_counter()}
+    window = _new_window()
     last_eval: dict[str, Any] = {}
+    has_eval = eval_rows is not None or (mixture is not None and mixture.has_eval)
+    if mixture is not None:
+        evaluate_now = lambda: mixture.evaluate(model, config, progress)  # noqa: E731
+    else:
+        evaluate_now = lambda: evaluate(  # noqa: E731
+            model, eval_rows, task, batch_size=tc.batch_size, max_examples=dc.eval_max_examples,
+            max_text_tokens=dc.max_text_tokens, progress=progress, decoder=tc.eval_decoder)
+    best_key = SCORE if mixture is not None else task.metrics[0]
     ddp_model.train()
     while pos.step < tc.max_steps:
         for k in range(tc.grad_accum_steps):
-            batch = next(stream)
+            name, batch = next_batch(pos.step, k)
             batch.pop("references")
             batch = {key: v.to(accelerator.device) for key, v in batch.items()}
             sync = k == tc.grad_accum_steps - 1
@@ -166,6 +161,9 @@ def train(
                 accelerator.backward(loss / tc.grad_accum_steps)
             window["loss"] += float(loss.detach())
             window["n"] += 1
+            if name is not None:  # a mixture: each task's loss too
+                task_loss = window["tasks"].setdefault(name, [0.0, 0])
+                task_loss[0], task_loss[1] = task_loss[0] + float(loss.detach()), task_loss[1] + 1
             window["samples"] += batch["input_ids"].shape[0]
             window["tokens"] += int(batch["attention_mask"].sum())
         if tc.grad_clip > 0:
@@ -185,39 +183,81 @@ def train(
                 "lr": scheduler.get_last_lr()[0],
                 "samples_per_s": window["samples"] * accelerator.num_processes / seconds,
                 "tokens_per_s": window["tokens"] * accelerator.num_processes / seconds,
+                **{f"loss_{n}": total / count for n, (total, count) in sorted(window["tasks"].items())},
             }
             bar.set_postfix(loss=f"{record['loss']:.3f}", samples_s=f"{record['samples_per_s']:.1f}")
             if main:
                 _log_metrics(output, record, writer)
-            window = {"loss": 0.0, "n": 0, "samples": 0, "tokens": 0, "t0": time.perf_counter()}
+            window = _new_window()
 
         at_end = pos.step == tc.max_steps
         paused = time.perf_counter()
-        if eval_rows is not None and ((tc.eval_every and pos.step % tc.eval_every == 0) or at_end):
+        if has_eval and ((tc.eval_every and pos.step % tc.eval_every == 0) or at_end):
             if main:
-                last_eval = _evaluate_and_keep_best(model, eval_rows, task, config, output, pos, writer, progress)
+                last_eval = _evaluate_and_keep_best(model, evaluate_now, best_key, config, output, pos, writer)
             accelerator.wait_for_everyone()
         if (tc.save_every and pos.step % tc.save_every == 0) or at_end:
-            _save_last(model, optimizer, scheduler, pos, output, config, accelerator)
+            _save_last(model, optimizer, scheduler, pos, output, config, accelerator, mixture)
         window["t0"] += time.perf_counter() - paused  # evaluation and saving do not count against throughput
     bar.close()
     if main:
         if writer is not None:
             writer.close()
-        plot_curves(output / METRICS_FILE, output / "curves.png", task.metrics[0])
+        plot_curves(output / METRICS_FILE, output / "curves.png", best_key)
     accelerator.wait_for_everyone()
     return {"steps": pos.step, "output": str(output), "eval": last_eval}
+
+
+def _single_task_loader(model, task, train_source, rows, config: Config, rank: int, world: int):
+    """(DataLoader, set_epoch(epoch, micro_batch), row count) of one task's training data on this rank."""
+    tc, dc = config.training, config.data
+    if task.head:
+        from multimodal.text_heads import HeadCollator
+
+        collate = HeadCollator.for_model(model, task)
+    else:
+        collate = Collator(Processor(model, dc.max_text_tokens))
+    loader_generator = torch.Generator().manual_seed(tc.seed)  # see below
+    if dc.streaming:
+        from multimodal.streaming import StreamingTaskDataset
+
+        streamed = StreamingTaskDataset(train_source, task, tc.seed, dc.on_bad_rows, rank, world, dc.augment)
+        # One worker at most: more would each read the whole stream. Not persistent: the worker must see
+        # each epoch's set_epoch (and a resumed start).
+        loader = torch.utils.data.DataLoader(streamed, batch_size=tc.batch_size, collate_fn=collate,
+                                             num_workers=min(dc.num_workers, 1), generator=loader_generator)
+        set_epoch = lambda epoch, micro: streamed.set_epoch(epoch, micro * tc.batch_size)  # noqa: E731
+        return loader, set_epoch, "streamed"
+    sampler = LengthGroupedBatches(rows["length"], tc.batch_size, tc.seed, rank, world, epoch_coded=True)
+    loader = torch.utils.data.DataLoader(
+        TaskDataset(rows, task, augment=dc.augment, seed=tc.seed),
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=dc.num_workers,
+        persistent_workers=dc.num_workers > 0,  # the batch sampler runs in this process: workers can persist
+        # Its own generator: a new iterator must not draw from the global RNG (dropout), or a resumed run
+        # (which starts an iterator mid-epoch) would diverge from an uninterrupted one.
+        generator=loader_generator,
+    )
+    return loader, sampler.set_epoch, len(rows)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Checkpoints and resume
 
 
-def _save_last(model, optimizer, scheduler, pos: Position, output: Path, config: Config, accelerator) -> None:
+def _new_window() -> dict[str, Any]:
+    """Sums over the steps since the last log line (per task: [loss sum, micro-batches])."""
+    return {"loss": 0.0, "n": 0, "samples": 0, "tokens": 0, "tasks": {}, "t0": time.perf_counter()}
+
+
+def _save_last(model, optimizer, scheduler, pos: Position, output: Path, config: Config, accelerator,
+               mixture: Mixture | None = None) -> None:
     from accelerate.utils import gather_object
 
     rng = gather_object([torch.get_rng_state()])  # one CPU RNG state per rank (dropout, SpecAugment)
-    data = gather_object([[pos.epoch, pos.micro_batch]])  # per rank: streamed shards need not be equal
+    # Per rank: streamed shards need not be equal. A mixture: {task name: [epoch, micro_batch]}.
+    data = gather_object([mixture.positions() if mixture is not None else [pos.epoch, pos.micro_batch]])
     cuda_rng = gather_object([torch.cuda.get_rng_state()]) if torch.cuda.is_available() else []
     if accelerator.is_main_process:
         state = {
@@ -233,7 +273,7 @@ def _save_last(model, optimizer, scheduler, pos: Position, output: Path, config:
     accelerator.wait_for_everyone()
 
 
-def _resume(model, optimizer, scheduler, last: Path, accelerator) -> Position:
+def _resume(model, optimizer, scheduler, last: Path, accelerator, mixture: Mixture | None = None) -> Position:
     last = recover(last)
     if not (last / TRAINER_STATE).is_file():
         raise ValueError(f"cannot resume: '{last}' holds no training state ({TRAINER_STATE}); start without --resume")
@@ -250,19 +290,23 @@ def _resume(model, optimizer, scheduler, last: Path, accelerator) -> Position:
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda_rng"][accelerator.process_index])
     pos = Position(**state["position"])
-    pos.epoch, pos.micro_batch = state["data_positions"][accelerator.process_index]
+    positions = state["data_positions"][accelerator.process_index]
+    if mixture is not None:
+        mixture.set_positions(positions)
+    elif isinstance(positions, dict):
+        raise ValueError(f"cannot resume: '{last}' is a multi-task run (data.mixture of {sorted(positions)}); "
+                         "resume it with its own config")
+    else:
+        pos.epoch, pos.micro_batch = positions
     log.info("resumed from '%s' at step %d (epoch %d, micro-batch %d)", last, pos.step, pos.epoch, pos.micro_batch)
     return pos
 
 
-def _evaluate_and_keep_best(model, eval_rows, task, config: Config, output: Path, pos: Position, writer, progress) -> dict:
-    metrics = evaluate(
-        model, eval_rows, task, batch_size=config.training.batch_size, max_examples=config.data.eval_max_examples,
-        max_text_tokens=config.data.max_text_tokens, progress=progress, decoder=config.training.eval_decoder,
-    )
-    key = task.metrics[0]
+def _evaluate_and_keep_best(model, evaluate_now, key: str, config: Config, output: Path, pos: Position, writer) -> dict:
+    """Run `evaluate_now()`, log its metrics, and keep the weights in best/ when metric `key` improved."""
+    metrics = evaluate_now()
     value = metrics[key]
-    better = pos.best is None or (value > pos.best if HIGHER_IS_BETTER[key] else value < pos.best)
+    better = pos.best is None or (value > pos.best if HIGHER_IS_BETTER.get(key, True) else value < pos.best)
     if better:
         pos.best, pos.best_step = value, pos.step
         save(model, output / "best", config.training.save_adapter_only,
@@ -301,7 +345,7 @@ def _tensorboard(output: Path):
 
 
 def plot_curves(metrics_path: Path, png_path: Path, eval_metric: str) -> None:
-    """Training loss (and evaluation loss / the task's first metric) against steps, as a PNG."""
+    """Training loss (per task for a mixture), evaluation loss and `eval_metric` against steps, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -309,11 +353,14 @@ def plot_curves(metrics_path: Path, png_path: Path, eval_metric: str) -> None:
 
     records = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
     train = [r for r in records if "loss" in r]
-    evals = [r for r in records if "eval_loss" in r]
+    evals = [r for r in records if f"eval_{eval_metric}" in r]
     fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(11 if evals else 6, 4), squeeze=False)
     ax = axes[0][0]
     ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss")
-    if evals:
+    task_losses = sorted({k for r in train for k in r if k.startswith("loss_")})  # a mixture: each task's loss
+    for key in task_losses:
+        ax.plot([r["step"] for r in train if key in r], [r[key] for r in train if key in r], lw=0.8, label=key[5:])
+    if evals and "eval_loss" in evals[0]:
         ax.plot([r["step"] for r in evals], [r["eval_loss"] for r in evals], "o-", label="eval loss")
         ax2 = axes[0][1]
         ax2.plot([r["step"] for r in evals], [r[f"eval_{eval_metric}"] for r in evals], "o-", color="tab:green")

@@ -142,3 +142,15 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "macro_f1": True,
     "entity_f1": True,
 }
+
+
+def unit_score(name: str, value: float) -> float:
+    """A metric on one 0-1 higher-is-better scale, so tasks can be averaged (multi-task `score`): error rates
+    as 1 - min(rate, 1); CIDEr-D / 10 (the coco scorer's x10 undone: the mean tf-idf cosine); the rest as is."""
+    if name not in HIGHER_IS_BETTER:
+        raise ValueError(f"unknown metric '{name}'; valid: {', '.join(HIGHER_IS_BETTER)}")
+    if not HIGHER_IS_BETTER[name]:
+        return 1.0 - min(max(value, 0.0), 1.0)
+    if name == "cider_d":
+        return min(max(value / 10.0, 0.0), 1.0)
+    return value

@@ -235,3 +235,12 @@ def test_import_is_light():
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
     for heavy in ("jiwer", "sacrebleu", "pycocoevalcap", "sklearn", "seqeval", "numpy", "torch"):
         assert f"'{heavy}'" not in loaded
+
+
+def test_unit_score_puts_every_metric_on_one_scale():
+    from tasks.metrics import unit_score
+
+    assert unit_score("wer", 0.25) == 0.75 and unit_score("wer", 1.7) == 0.0 and unit_score("cer", 0.0) == 1.0
+    assert unit_score("cider_d", 4.0) == pytest.approx(0.4) and unit_score("accuracy", 0.9) == 0.9
+    with pytest.raises(ValueError, match="unknown metric 'rouge'"):
+        unit_score("rouge", 0.5)
