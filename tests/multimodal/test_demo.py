@@ -1,0 +1,61 @@
+"""`multimodal demo` end to end with a tiny model and the small corpora: data, multi-task training, the
+checkpoint at work, the held-out table; a second run reuses everything."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from multimodal.cli import main
+from multimodal.demo import DATA_SIZES, demo_config, format_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_trains_once_then_reuses(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    args = ["demo", "--config", "configs/tiny.yaml", "--output", str(tmp_path / "demo"), "--data", "small",
+            "--max-steps", "3", "data.num_workers=0"]
+    start = time.perf_counter()
+    assert main(args) == 0
+    first_s = time.perf_counter() - start
+    out = capsys.readouterr().out
+    for expected in ("1. demo corpora", "trained 3 steps", "captions of held-out images", "a held-out recording",
+                     "texts classified", "captions fully correct", ">= 80% (issue 5)", "<= 5% (issue 4)", "macro-F1"):
+        assert expected in out, expected
+    assert "[00:00.0 - " in out, "the long recording has no timestamped segment"
+    run = tmp_path / "demo"
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "eval_score" in line]
+    assert {"eval_caption_cider_d", "eval_transcribe_wer", "eval_classify_head_accuracy"} <= set(evals[-1])
+    table = json.loads((run / "demo_metrics.json").read_text())["table"]
+    assert {r["task"] for r in table} == {"caption", "transcribe", "classify"}
+
+    start = time.perf_counter()
+    assert main(args) == 0
+    second_s = time.perf_counter() - start
+    out = capsys.readouterr().out
+    assert "reusing the finished 3-step run" in out and "written in" not in out  # neither trained nor regenerated
+    assert second_s < first_s, (first_s, second_s)
+
+
+def test_demo_config_points_the_mixture_at_the_demo_data(tmp_path):
+    config = demo_config(ROOT / "configs/demo.yaml", tmp_path, max_steps=7)
+    assert config.training.max_steps == 7
+    assert [(e.task, e.train) for e in config.data.mixture] == [
+        ("caption", str(tmp_path / "scenes/train")), ("transcribe", str(tmp_path / "speech/train")),
+        ("classify_head", str(tmp_path / "text/train.jsonl"))]
+    config = demo_config(ROOT / "configs/tiny.yaml", tmp_path, None)  # no mixture: the default one
+    assert [e.task for e in config.data.mixture] == ["caption", "transcribe", "classify_head"]
+    with pytest.raises(ValueError, match="not for ner"):
+        demo_config(ROOT / "configs/tiny.yaml", tmp_path, None, ["data.mixture=[{task: ner}]"])
+
+
+def test_metrics_table_lines_up():
+    table = [{"task": "caption", "set": "s", "metric": "captions fully correct", "value": 0.5, "goal": ">= 95%",
+              "met": False},
+             {"task": "caption", "set": "s", "metric": "CIDEr-D", "value": 1.25, "goal": "", "met": None}]
+    lines = format_table(table).splitlines()
+    assert lines[0].index("metric") == lines[2].index("captions") == lines[3].index("CIDEr-D")
+    assert "50.0%" in lines[2] and lines[2].endswith("no") and "1.250" in lines[3]
+    assert set(DATA_SIZES) == {"full", "small"}
