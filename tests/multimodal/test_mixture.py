@@ -170,3 +170,38 @@ def test_mixture_in_yaml(tmp_path):
     path.write_text("data:\n  mixture:\n    - {task: caption, train: a/, wieght: 2}\n")
     with pytest.raises(ConfigError, match=r"unknown config key 'data.mixture\[0\].wieght'.*weight"):
         load_config(path)
+
+
+def test_torchrun_two_processes_draw_the_same_tasks(corpora, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp_mixture.py"
+    script.write_text(
+        "import os, sys, torch\n"
+        "from multimodal.config import TaskData, load_config\n"
+        "from multimodal import train as train_module\n"
+        "captured = {}\n"
+        "original = train_module.build\n"
+        "def keep(config):\n"
+        "    captured['model'] = original(config)\n"
+        "    return captured['model']\n"
+        "train_module.build = keep\n"
+        "config = load_config(sys.argv[1], sys.argv[5:])\n"
+        "config.data.mixture = [TaskData(task='caption', train=sys.argv[3], weight=2.0),\n"
+        "                       TaskData(task='classify_head', train=sys.argv[4], eval=sys.argv[4])]\n"
+        "train_module.train(config, sys.argv[2], progress=False)\n"
+        "torch.save(captured['model'].state_dict(), f\"{sys.argv[2]}/rank{os.environ['RANK']}.pt\")\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29518"]
+    out = subprocess.run([*torchrun, str(script), str(ROOT / "configs/tiny.yaml"), str(tmp_path / "run"),
+                          str(corpora["images"]), str(corpora["text"]), *FAST, "training.max_steps=4",
+                          "training.log_every=2", "training.batch_size=2"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+    r0 = torch.load(tmp_path / "run/rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "run/rank1.pt", weights_only=True)
+    assert all(torch.equal(r0[k], r1[k]) for k in r0), "the processes' weights differ"
+    assert "eval_classify_head_accuracy" in records(tmp_path / "run")[-1]
