@@ -157,23 +157,25 @@ def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def show(model, data_dir: Path, decoder: str) -> None:
+def show_captions(model, data_dir: Path, decoder: str) -> None:
     from tasks.corpora.scenes import caption_is_correct
-    from tasks.metrics import wer
 
-    heldout = data_dir / "scenes/heldout"
-    rows = _rows(heldout, 4)
+    folder = data_dir / "scenes/heldout"
+    rows = _rows(folder, 4)
     print("\ncaptions of held-out images (colour/shape combinations never seen in training):")
-    for row, result in zip(rows, model.caption([str(heldout / r["file_name"]) for r in rows])):
+    for row, result in zip(rows, model.caption([str(folder / r["file_name"]) for r in rows])):
         mark = "ok" if caption_is_correct(result.text, row["objects"]) else "--"
         print(f"  {mark} {row['file_name']}: {result.text!r}\n     reference: {row['text']!r}")
 
-    speech = data_dir / "speech/eval"
-    row = _rows(speech, 1)[0]
-    result = model.transcribe(str(speech / row["file_name"]), decoder=decoder)
+
+def show_transcripts(model, data_dir: Path, decoder: str) -> None:
+    from tasks.metrics import wer
+
+    folder = data_dir / "speech/eval"
+    row = _rows(folder, 1)[0]
+    result = model.transcribe(str(folder / row["file_name"]), decoder=decoder)
     print(f"\na held-out recording ({decoder} decoder; unseen sentence and voice):\n  heard:     {result.text!r}\n"
           f"  reference: {row['text']!r}")
-
     long = data_dir / "long/recording.wav"
     reference = json.loads(long.with_suffix(".json").read_text())
     start = time.perf_counter()
@@ -184,53 +186,76 @@ def show(model, data_dir: Path, decoder: str) -> None:
     for segment in result.segments:
         print(f"  [{_clock(segment.start_s)} - {_clock(segment.end_s)}] {_short(segment.text, 90)}")
 
-    texts = [json.loads(line) for line in (data_dir / "text/eval.jsonl").read_text().splitlines()[:5]]
+
+def show_labels(model, data_dir: Path, decoder: str) -> None:
+    rows = _text_rows(data_dir, 5)
     print("\ntexts classified (emoji names -> Unicode group):")
-    for row, prediction in zip(texts, model.classify([r["text"] for r in texts])):
+    for row, prediction in zip(rows, model.classify([r["text"] for r in rows])):
         mark = "ok" if prediction.label == row["label"] else "--"
         print(f"  {mark} {row['text']!r} -> {prediction.label} ({prediction.probabilities[prediction.label]:.2f}); "
               f"true: {row['label']}")
 
 
+def _text_rows(data_dir: Path, n: int = 0) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in (data_dir / "text/eval.jsonl").read_text().splitlines() if line.strip()]
+    return rows[:n] if n else rows
+
+
 # ---------------------------------------------------------------------------------------------------------
-# 4. Held-out metrics and the goals
+# 4. Held-out metrics and the goals: rows of {task, set, metric, value, goal, met}, first `n` examples a set
 
 
-def heldout_metrics(model, data_dir: Path, n: int, decoder: str) -> list[dict[str, Any]]:
-    """Rows of {task, set, metric, value, goal, met} on the held-out sets (first `n` examples of each; 0 = all)."""
+def _row(task: str, split: str, metric: str, value: float, goal: str = "", met: bool | None = None) -> dict[str, Any]:
+    return {"task": task, "set": split, "metric": metric, "value": value, "goal": goal, "met": met}
+
+
+def caption_metrics(model, data_dir: Path, n: int, decoder: str) -> list[dict[str, Any]]:
     from tasks.corpora.scenes import caption_is_correct
-    from tasks.metrics import accuracy, bleu4, cer, cider_d, macro_f1, wer
+    from tasks.metrics import bleu4, cider_d
 
-    table: list[dict[str, Any]] = []
-
-    def add(task, split, metric, value, goal="", met=None):
-        table.append({"task": task, "set": split, "metric": metric, "value": value, "goal": goal, "met": met})
-
+    table = []
     for split, what, goal in (("eval", "scenes, new images", 0.95), ("heldout", "scenes, unseen combinations", 0.80)):
         folder = data_dir / "scenes" / split
         rows = _rows(folder, n)
         hyps = [c.text for c in model.caption([str(folder / r["file_name"]) for r in rows])]
         correct = sum(caption_is_correct(h, r["objects"]) for h, r in zip(hyps, rows)) / len(rows)
-        add("caption", what, "captions fully correct", correct, f">= {goal:.0%} (issue 5)", correct >= goal)
-        add("caption", what, "CIDEr-D", cider_d([r["captions"] for r in rows], hyps))
-        add("caption", what, "BLEU-4", bleu4([r["captions"] for r in rows], hyps))
+        table += [_row("caption", what, "captions fully correct", correct, f">= {goal:.0%} (issue 5)", correct >= goal),
+                  _row("caption", what, "CIDEr-D", cider_d([r["captions"] for r in rows], hyps)),
+                  _row("caption", what, "BLEU-4", bleu4([r["captions"] for r in rows], hyps))]
+    return table
+
+
+def transcribe_metrics(model, data_dir: Path, n: int, decoder: str) -> list[dict[str, Any]]:
+    from tasks.metrics import cer, wer
 
     folder = data_dir / "speech/eval"
     rows = _rows(folder, n)
     hyps = [t.text for t in model.transcribe([str(folder / r["file_name"]) for r in rows], decoder=decoder)]
     refs = [r["text"] for r in rows]
-    what = f"unseen sentences and voices ({decoder})"
-    word_errors = wer(refs, hyps)
-    add("transcribe", what, "WER", word_errors, "<= 5% (issue 4)", word_errors <= 0.05)
-    add("transcribe", what, "CER", cer(refs, hyps))
+    what, word_errors = f"unseen sentences and voices ({decoder})", wer(refs, hyps)
+    return [_row("transcribe", what, "WER", word_errors, "<= 5% (issue 4)", word_errors <= 0.05),
+            _row("transcribe", what, "CER", cer(refs, hyps))]
 
-    rows = [json.loads(line) for line in (data_dir / "text/eval.jsonl").read_text().splitlines() if line.strip()]
-    rows = rows[:n] if n else rows
-    labels = [p.label for p in model.classify([r["text"] for r in rows])]
-    gold = [r["label"] for r in rows]
-    add("classify", "emoji names, eval split", "accuracy", accuracy(gold, labels), "none set (issue 6)")
-    add("classify", "emoji names, eval split", "macro-F1", macro_f1(gold, labels))
-    return table
+
+def classify_metrics(model, data_dir: Path, n: int, decoder: str) -> list[dict[str, Any]]:
+    from tasks.metrics import accuracy, macro_f1
+
+    rows = _text_rows(data_dir, n)
+    labels, gold = [p.label for p in model.classify([r["text"] for r in rows])], [r["label"] for r in rows]
+    return [_row("classify", "emoji names, eval split", "accuracy", accuracy(gold, labels), "none set (issue 6)"),
+            _row("classify", "emoji names, eval split", "macro-F1", macro_f1(gold, labels))]
+
+
+# task -> (show it at work, its held-out metrics); the demo runs those of the tasks the checkpoint trained
+SHOWCASE = {
+    "caption": (show_captions, caption_metrics),
+    "transcribe": (show_transcripts, transcribe_metrics),
+    "classify_head": (show_labels, classify_metrics),
+}
+
+
+def heldout_metrics(model, data_dir: Path, n: int, decoder: str) -> list[dict[str, Any]]:
+    return [row for entry in model.config.data.mixture for row in SHOWCASE[entry.task][1](model, data_dir, n, decoder)]
 
 
 def format_table(table: list[dict[str, Any]]) -> str:
@@ -265,10 +290,10 @@ def cached_metrics(model, checkpoint: Path, data_dir: Path, sizes: DemoData, dec
 def run(config_path: str = DEFAULT_CONFIG, output: str | Path = DEFAULT_OUTPUT, max_steps: int | None = None,
         data: str = "full", overrides: list[str] = (), progress: bool = True) -> list[dict[str, Any]]:
     """The whole demo; returns the held-out metrics table."""
+    import datasets
+
     import multimodal as mm
     from multimodal.checkpoint import recover
-
-    import datasets
 
     datasets.disable_progress_bars()  # the training bar is the one to watch
     start = time.perf_counter()
@@ -287,7 +312,8 @@ def run(config_path: str = DEFAULT_CONFIG, output: str | Path = DEFAULT_OUTPUT, 
     model = mm.load(checkpoint)
     decoder = model.config.training.eval_decoder
     print(f"3. {checkpoint} at work")
-    show(model, data_dir, decoder)
+    for entry in model.config.data.mixture:
+        SHOWCASE[entry.task][0](model, data_dir, decoder)
     print(f"\n4. held-out metrics ({'all' if not sizes.heldout_examples else sizes.heldout_examples} examples a set)")
     table = cached_metrics(model, checkpoint, data_dir, sizes, decoder)
     print(format_table(table))

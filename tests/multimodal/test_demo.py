@@ -39,6 +39,15 @@ def test_demo_trains_once_then_reuses(tmp_path, capsys, monkeypatch):
     assert second_s < first_s, (first_s, second_s)
 
 
+def test_demo_shows_only_the_tasks_it_trained(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert main(["demo", "--config", "configs/tiny.yaml", "--output", str(tmp_path / "demo"), "--data", "small",
+                 "--max-steps", "2", "data.num_workers=0", "data.mixture=[{task: classify_head}]"]) == 0
+    out = capsys.readouterr().out
+    assert "texts classified" in out and "captions" not in out and "recording" not in out
+    assert {r["task"] for r in json.loads((tmp_path / "demo/demo_metrics.json").read_text())["table"]} == {"classify"}
+
+
 def test_demo_config_points_the_mixture_at_the_demo_data(tmp_path):
     config = demo_config(ROOT / "configs/demo.yaml", tmp_path, max_steps=7)
     assert config.training.max_steps == 7
