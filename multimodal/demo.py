@@ -102,7 +102,7 @@ def demo_config(config_path: str | Path, data_dir: Path, max_steps: int | None, 
     unknown = [entry.task for entry in mixture if entry.task not in paths]
     if unknown:
         raise ValueError(f"{config_path}: the demo has data for {', '.join(paths)}, not for {', '.join(unknown)}")
-    config.data.mixture = [dataclasses.replace(entry, train=paths[entry.task][0], eval=paths[entry.task][1]) for entry in mixture]
+    config.data.mixture = [dataclasses.replace(e, train=paths[e.task][0], eval=paths[e.task][1]) for e in mixture]
     if max_steps is not None:
         config.training.max_steps = max_steps
     return config
@@ -129,7 +129,8 @@ def train_or_reuse(config: Config, output: Path, progress: bool = True) -> bool:
 
     state = _run_state(output)
     if state is not None and state[0] >= state[1]:
-        note = "" if state[1] == config.training.max_steps else f" (asked for {config.training.max_steps}: delete {output} to retrain)"
+        asked = config.training.max_steps
+        note = "" if state[1] == asked else f" (asked for {asked}: delete {output} to retrain)"
         print(f"reusing the finished {state[1]}-step run in {output}{note}")
         return False
     if state is not None:
@@ -308,7 +309,8 @@ def run(config_path: str = DEFAULT_CONFIG, output: str | Path = DEFAULT_OUTPUT, 
     print(f"2. one model trained on {tasks}: {config_path}, {config.training.max_steps} steps -> {output}")
     train_or_reuse(config, output, progress)
 
-    checkpoint = next(d for d in (recover(output / "best"), recover(output / "last")) if (d / "checkpoint.json").is_file())
+    checkpoint = next(d for d in (recover(output / "best"), recover(output / "last"))
+                      if (d / "checkpoint.json").is_file())
     model = mm.load(checkpoint)
     decoder = model.config.training.eval_decoder
     print(f"3. {checkpoint} at work")
@@ -318,6 +320,7 @@ def run(config_path: str = DEFAULT_CONFIG, output: str | Path = DEFAULT_OUTPUT, 
     table = cached_metrics(model, checkpoint, data_dir, sizes, decoder)
     print(format_table(table))
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"\ndone in {(time.perf_counter() - start) / 60:.1f} min, peak memory {peak_gb:.1f} GB. The same checkpoint "
-          f"serves `multimodal caption|transcribe|classify --model {output}` and `mm.load('{output}')`.")
+    print(f"\ndone in {(time.perf_counter() - start) / 60:.1f} min, peak memory {peak_gb:.1f} GB (main process). "
+          f"The same checkpoint serves `multimodal caption|transcribe|classify --model {output}` and "
+          f"`mm.load('{output}')`.")
     return table

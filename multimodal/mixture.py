@@ -38,7 +38,8 @@ def check_mixture(entries: list[TaskData], streaming: bool = False) -> list[str]
     """The entries' names; an unknown task, a weight <= 0, a missing training source or a repeated name is
     an error naming the entry."""
     if streaming:
-        raise ValueError("data.streaming reads one source; a data.mixture loads each task's rows: set data.streaming=false")
+        raise ValueError("data.streaming reads one source; a data.mixture loads each task's rows: "
+                         "set data.streaming=false")
     names = []
     for i, entry in enumerate(entries):
         where = f"data.mixture[{i}]"
@@ -125,7 +126,8 @@ class Mixture:
         return any(t.eval_rows is not None for t in self.tasks)
 
     def describe(self) -> str:
-        return ", ".join(f"{t.name} ({len(t.train_rows)} rows, p={p:.2f})" for t, p in zip(self.tasks, self.probabilities))
+        parts = zip(self.tasks, self.probabilities)
+        return ", ".join(f"{t.name} ({len(t.train_rows)} rows, p={p:.2f})" for t, p in parts)
 
     def resolve_heads(self, config: Config) -> Config:
         """`config` with every head task's labels taken from its training rows and checked against its data."""
@@ -135,8 +137,8 @@ class Mixture:
         for t in self.tasks:
             if t.task.head:
                 if t.task.head in heads:
-                    raise ValueError(f"data.mixture: '{heads[t.task.head]}' and '{t.name}' both train heads.{t.task.head}; "
-                                     "one head learns one label set, so give the head one task")
+                    raise ValueError(f"data.mixture: '{heads[t.task.head]}' and '{t.name}' both train "
+                                     f"heads.{t.task.head}; one head learns one label set, so give the head one task")
                 heads[t.task.head] = t.name
                 config = resolve_head_labels(config, t.task, t.train_rows, t.eval_rows)
         return config
@@ -153,7 +155,8 @@ class Mixture:
                 collate = HeadCollator.for_model(model, t.task)
             else:
                 collate = Collator(Processor(model, dc.max_text_tokens))
-            sampler = LengthGroupedBatches(t.train_rows["length"], tc.batch_size, tc.seed + i, rank, world, epoch_coded=True)
+            lengths = t.train_rows["length"]
+            sampler = LengthGroupedBatches(lengths, tc.batch_size, tc.seed + i, rank, world, epoch_coded=True)
             loader = torch.utils.data.DataLoader(
                 TaskDataset(t.train_rows, t.task, augment=dc.augment, seed=tc.seed),
                 batch_sampler=sampler,

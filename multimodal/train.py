@@ -74,7 +74,8 @@ def train(
     )
     main = accelerator.is_main_process
     if dc.mixture and (train_data is not None or eval_data is not None):
-        raise ValueError("data.mixture lists each task's train and eval data; --train/--eval are for single-task configs")
+        raise ValueError("data.mixture lists each task's train and eval data; "
+                         "--train/--eval are for single-task configs")
     task = None if dc.mixture else get_task(dc.task)
     train_source = train_data if train_data is not None else dc.train
     if not dc.mixture and (train_source is None or train_source == ""):
