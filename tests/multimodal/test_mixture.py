@@ -15,6 +15,7 @@ from multimodal.mixture import check_mixture, draw_task
 from multimodal.train import train
 
 from .corpora import audio_folder, image_folder, text_file
+from .interrupt import train_until_interrupted
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["data.num_workers=0", "training.batch_size=3", "training.warmup_steps=1", "heads.ctc=true",
@@ -106,22 +107,7 @@ def test_killed_mixture_resumes_bitwise(corpora, tmp_path):
     config.data.mixture = [three_tasks(corpora)[0], three_tasks(corpora)[2]]
     train(config, tmp_path / "straight", progress=False)
 
-    import multimodal.train as t
-
-    real_save, calls = t._save_last, []
-
-    def save_then_stop(*args, **kwargs):
-        real_save(*args, **kwargs)
-        calls.append(args[3].step)
-        if args[3].step == 4:
-            raise KeyboardInterrupt  # as a Ctrl-C right after the step-4 checkpoint
-
-    t._save_last = save_then_stop
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(config, tmp_path / "stopped", progress=False)
-    finally:
-        t._save_last = real_save
+    calls = train_until_interrupted(train, config, tmp_path / "stopped", 4, progress=False)
     assert calls == [2, 4]
     state = torch.load(tmp_path / "stopped/last/trainer_state.pt", weights_only=True)
     positions = state["data_positions"][0]

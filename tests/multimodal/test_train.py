@@ -16,6 +16,7 @@ from multimodal.config import load_config
 from multimodal.train import train
 
 from .corpora import image_folder, text_file
+from .interrupt import train_until_interrupted
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["data.num_workers=0", "training.log_every=5", "data.task=caption"]
@@ -167,23 +168,7 @@ def test_streaming_trains_and_resumes_bitwise(tmp_path):
     base = FAST + ["data.task=classify", "data.streaming=true", "training.batch_size=4", "training.save_every=3"]
     config = load_config(ROOT / "configs/tiny.yaml", base + ["training.max_steps=9"])
     train(config, tmp_path / "straight", train_data=data, progress=False)
-    import multimodal.train as t
-
-    real_save = t._save_last
-    calls = []
-
-    def save_then_stop(*args, **kwargs):
-        real_save(*args, **kwargs)
-        calls.append(args[3].step)
-        if args[3].step == 6:
-            raise KeyboardInterrupt  # as a Ctrl-C right after the step-6 checkpoint
-
-    t._save_last = save_then_stop
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(config, tmp_path / "stopped", train_data=data, progress=False)
-    finally:
-        t._save_last = real_save
+    calls = train_until_interrupted(train, config, tmp_path / "stopped", 6, train_data=data, progress=False)
     assert calls == [3, 6]
     train(config, tmp_path / "stopped", train_data=data, resume=True, progress=False)
     a = load_file(tmp_path / "straight/last/model.safetensors")
