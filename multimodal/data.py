@@ -305,3 +305,32 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(self.batches(self.epoch)) - self.start
+
+
+def collator_for(model, task: Task, max_text_tokens: int):
+    """The batcher of a task: a head task's labels batch, or the LM prompt format."""
+    if task.head:
+        from multimodal.text_heads import HeadCollator
+
+        return HeadCollator.for_model(model, task)
+    from multimodal.processor import Processor
+
+    return Collator(Processor(model, max_text_tokens))
+
+
+def task_loader(model, task: Task, rows, config, seed: int, rank: int, world: int):
+    """(DataLoader, its LengthGroupedBatches) over one task's checked rows on this rank, in an order fixed by
+    `seed` and the epoch."""
+    tc, dc = config.training, config.data
+    sampler = LengthGroupedBatches(rows["length"], tc.batch_size, seed, rank, world, epoch_coded=True)
+    loader = torch.utils.data.DataLoader(
+        TaskDataset(rows, task, augment=dc.augment, seed=tc.seed),
+        batch_sampler=sampler,
+        collate_fn=collator_for(model, task, dc.max_text_tokens),
+        num_workers=dc.num_workers,
+        persistent_workers=dc.num_workers > 0,  # the batch sampler runs in this process: workers can persist
+        # Its own generator: a new iterator must not draw from the global RNG (dropout), or a resumed run
+        # (which starts an iterator mid-epoch) would diverge from an uninterrupted one.
+        generator=torch.Generator().manual_seed(seed),
+    )
+    return loader, sampler

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from multimodal.config import Config, TaskData
-from multimodal.data import Collator, LengthGroupedBatches, TaskDataset, load_rows
+from multimodal.data import LengthGroupedBatches, load_rows, task_loader
 from tasks import Task, get_task
 
 log = logging.getLogger(__name__)
@@ -145,26 +145,8 @@ class Mixture:
 
     def make_streams(self, model, config: Config, rank: int, world: int) -> None:
         """One DataLoader per task (its own batch order, workers and RNG), as in the single-task loop."""
-        from multimodal.processor import Processor
-
-        tc, dc = config.training, config.data
         for i, t in enumerate(self.tasks):
-            if t.task.head:
-                from multimodal.text_heads import HeadCollator
-
-                collate = HeadCollator.for_model(model, t.task)
-            else:
-                collate = Collator(Processor(model, dc.max_text_tokens))
-            lengths = t.train_rows["length"]
-            sampler = LengthGroupedBatches(lengths, tc.batch_size, tc.seed + i, rank, world, epoch_coded=True)
-            loader = torch.utils.data.DataLoader(
-                TaskDataset(t.train_rows, t.task, augment=dc.augment, seed=tc.seed),
-                batch_sampler=sampler,
-                collate_fn=collate,
-                num_workers=dc.num_workers,
-                persistent_workers=dc.num_workers > 0,
-                generator=torch.Generator().manual_seed(tc.seed + i),  # not the global RNG: resumes stay exact
-            )
+            loader, sampler = task_loader(model, t.task, t.train_rows, config, config.training.seed + i, rank, world)
             t.stream = TaskStream(loader, sampler, t.name, rank)
 
     def next_batch(self, step: int, micro_batch: int) -> tuple[str, dict[str, Any]]:

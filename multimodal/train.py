@@ -27,10 +27,9 @@ from tqdm.auto import tqdm
 from multimodal.build import build
 from multimodal.checkpoint import init_from, load_weights, recover, save
 from multimodal.config import Config
-from multimodal.data import Collator, LengthGroupedBatches, TaskDataset, load_rows
+from multimodal.data import collator_for, load_rows, task_loader
 from multimodal.evaluate import evaluate
 from multimodal.mixture import SCORE, Mixture
-from multimodal.processor import Processor
 from multimodal.trainable import count_parameters, parameter_groups
 from tasks import get_task
 from tasks.metrics import HIGHER_IS_BETTER
@@ -212,35 +211,20 @@ def train(
 def _single_task_loader(model, task, train_source, rows, config: Config, rank: int, world: int):
     """(DataLoader, set_epoch(epoch, micro_batch), row count) of one task's training data on this rank."""
     tc, dc = config.training, config.data
-    if task.head:
-        from multimodal.text_heads import HeadCollator
+    if not dc.streaming:
+        loader, sampler = task_loader(model, task, rows, config, tc.seed, rank, world)
+        return loader, sampler.set_epoch, len(rows)
+    from multimodal.streaming import StreamingTaskDataset
 
-        collate = HeadCollator.for_model(model, task)
-    else:
-        collate = Collator(Processor(model, dc.max_text_tokens))
-    loader_generator = torch.Generator().manual_seed(tc.seed)  # see below
-    if dc.streaming:
-        from multimodal.streaming import StreamingTaskDataset
-
-        streamed = StreamingTaskDataset(train_source, task, tc.seed, dc.on_bad_rows, rank, world, dc.augment)
-        # One worker at most: more would each read the whole stream. Not persistent: the worker must see
-        # each epoch's set_epoch (and a resumed start).
-        loader = torch.utils.data.DataLoader(streamed, batch_size=tc.batch_size, collate_fn=collate,
-                                             num_workers=min(dc.num_workers, 1), generator=loader_generator)
-        set_epoch = lambda epoch, micro: streamed.set_epoch(epoch, micro * tc.batch_size)  # noqa: E731
-        return loader, set_epoch, "streamed"
-    sampler = LengthGroupedBatches(rows["length"], tc.batch_size, tc.seed, rank, world, epoch_coded=True)
-    loader = torch.utils.data.DataLoader(
-        TaskDataset(rows, task, augment=dc.augment, seed=tc.seed),
-        batch_sampler=sampler,
-        collate_fn=collate,
-        num_workers=dc.num_workers,
-        persistent_workers=dc.num_workers > 0,  # the batch sampler runs in this process: workers can persist
-        # Its own generator: a new iterator must not draw from the global RNG (dropout), or a resumed run
-        # (which starts an iterator mid-epoch) would diverge from an uninterrupted one.
-        generator=loader_generator,
-    )
-    return loader, sampler.set_epoch, len(rows)
+    streamed = StreamingTaskDataset(train_source, task, tc.seed, dc.on_bad_rows, rank, world, dc.augment)
+    # One worker at most: more would each read the whole stream. Not persistent: the worker must see
+    # each epoch's set_epoch (and a resumed start). Its own generator, as in data.task_loader.
+    loader = torch.utils.data.DataLoader(streamed, batch_size=tc.batch_size,
+                                         collate_fn=collator_for(model, task, dc.max_text_tokens),
+                                         num_workers=min(dc.num_workers, 1),
+                                         generator=torch.Generator().manual_seed(tc.seed))
+    set_epoch = lambda epoch, micro: streamed.set_epoch(epoch, micro * tc.batch_size)  # noqa: E731
+    return loader, set_epoch, "streamed"
 
 
 # ---------------------------------------------------------------------------------------------------------
