@@ -1,76 +1,215 @@
-"""Speech recognition speed and memory against audio duration, with the WER on the same recording.
+"""Speech recognition speed, memory and WER against audio duration, ours side by side with pocketsphinx.
 
-For each duration, a long recording of held-out sentences (espeak-ng, one voice, short pauses) is made,
-then transcribed in a fresh process so that its peak memory is its own:
+For each duration, a long recording of held-out sentences (espeak-ng, one voice, short pauses) is made;
+with `--clips`, the first `--max-clips` held-out clips of an audiofolder (one sentence each, unseen voices)
+are the test set instead. Every system transcribes the same files in a fresh process, so that its peak
+memory is its own; the wall time counts reading the audio and transcribing, not loading the model:
 
     .venv/bin/python benchmarks/asr_speed.py --model runs/asr/best --minutes 0.17 1 10 60 --decoder lm ctc
+    .venv/bin/python benchmarks/asr_speed.py --model runs/asr/best --minutes 1 10 --reference pocketsphinx --threads 1
+    .venv/bin/python benchmarks/asr_speed.py --model runs/asr/best --clips data/speech/eval --max-clips 200 \
+        --reference pocketsphinx --threads 1
 
-Prints duration, wall time, real-time factor (wall / duration), peak RSS and WER/CER per decoder.
+Prints duration, wall time, real-time factor (wall / duration), peak RSS and corpus WER/CER per system.
+Both systems' transcripts are scored by `tasks.metrics` wer/cer, which lowercase and drop punctuation first
+(pocketsphinx writes lowercase words without punctuation).
+
+pocketsphinx (`--reference pocketsphinx`, benchmark-only: `.venv/bin/pip install pocketsphinx==5.1.1`, or the
+`bench` extra) runs with its own US-English acoustic model, LM and dictionary and its default settings, on
+16 kHz mono 16-bit PCM. A clip is one utterance. A long recording is cut by pocketsphinx's own `Endpointer`
+(its VAD, default 0.3 s window) into utterances that are streamed to the decoder frame by frame, as its
+`live` mode does: one utterance per pause keeps its memory flat and its LM's sentence boundaries at pauses.
+On the 1-minute recording this scored the same WER as decoding the whole stream as one utterance (0.917 and
+0.922) and as decoding each segment at once (0.917). pocketsphinx decodes on one thread; `--threads 1`
+makes ours do the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_RATE = 16000  # pocketsphinx's en-us model and our audio encoder both take 16 kHz
+POCKETSPHINX = "pocketsphinx"
+INSTALL_POCKETSPHINX = ".venv/bin/pip install pocketsphinx==5.1.1  (or: .venv/bin/pip install -e '.[bench]')"
 
 
-def child(model_dir: str, wav: str, decoder: str, batch_size: int) -> None:
-    """Runs in its own process: load, transcribe, print one JSON line."""
-    sys.path.insert(0, str(ROOT))
-    import multimodal as mm
-    from tasks.metrics import cer, wer
+def to_pcm16(waveform: np.ndarray) -> bytes:
+    """A float waveform in [-1, 1] as little-endian 16-bit PCM; out-of-range samples are clipped.
 
-    model = mm.load(model_dir)
-    reference = json.loads(Path(wav).with_suffix(".json").read_text())["text"]
-    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    t = time.perf_counter()
-    result = model.transcribe(wav, decoder=decoder, batch_size=batch_size)
+    Scaled by 32768, so a 16-bit file read as float (int / 32768) comes back exactly.
+    """
+    samples = np.clip(np.round(np.asarray(waveform, dtype=np.float64) * 32768), -32768, 32767)
+    return samples.astype("<i2").tobytes()
+
+
+def read_pcm16(path: str | Path) -> tuple[bytes, float]:
+    """A file's audio as 16 kHz mono 16-bit PCM (channels averaged, resampled if needed), and its duration_s."""
+    import soundfile
+
+    frames, rate = soundfile.read(path, dtype="float32", always_2d=True)  # (N, C)
+    waveform = frames.mean(axis=1)  # (N,)
+    if rate != SAMPLE_RATE:
+        import soxr
+
+        waveform = soxr.resample(waveform, rate, SAMPLE_RATE)
+    return to_pcm16(waveform), len(waveform) / SAMPLE_RATE
+
+
+def pocketsphinx_long(decoder, pcm: bytes) -> str:
+    """Endpointer-cut utterances, streamed frame by frame; their hypotheses joined."""
+    from pocketsphinx import Endpointer
+
+    endpointer = Endpointer(sample_rate=SAMPLE_RATE)
+    n_bytes = endpointer.frame_bytes
+    n_whole = len(pcm) // n_bytes * n_bytes
+    texts, in_utterance = [], False
+
+    def feed(speech: bytes | None) -> None:
+        nonlocal in_utterance
+        if speech is None:
+            return
+        if not in_utterance:
+            decoder.start_utt()
+            in_utterance = True
+        decoder.process_raw(speech, False, False)
+        if not endpointer.in_speech:
+            decoder.end_utt()
+            in_utterance = False
+            texts.append(decoder.hyp().hypstr if decoder.hyp() else "")
+
+    for start in range(0, n_whole, n_bytes):
+        feed(endpointer.process(pcm[start : start + n_bytes]))
+    if endpointer.in_speech:
+        feed(endpointer.end_stream(pcm[n_whole:]))
+    if in_utterance:  # end_stream left nothing to close the utterance with
+        decoder.end_utt()
+        texts.append(decoder.hyp().hypstr if decoder.hyp() else "")
+    return " ".join(t for t in texts if t)
+
+
+def pocketsphinx_clip(decoder, pcm: bytes) -> str:
+    """One clip, one utterance."""
+    decoder.start_utt()
+    decoder.process_raw(pcm, False, True)
+    decoder.end_utt()
+    return decoder.hyp().hypstr if decoder.hyp() else ""
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory since it started.
+
+    Linux's VmHWM, not getrusage's ru_maxrss: the latter carries the parent's RSS over fork + exec.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e9  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux reports KiB
+
+
+def child(system: str, files: list[str], model_dir: str | None, batch_size: int, threads: int | None, clips: bool) -> None:
+    """Runs in its own process: load, transcribe `files`, print one JSON line with the texts and the costs."""
+    if system == POCKETSPHINX:
+        from pocketsphinx import Decoder
+
+        decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
+        rss_loaded = peak_rss_gb()
+        t = time.perf_counter()
+        texts, duration_s = [], 0.0
+        for path in files:
+            pcm, seconds = read_pcm16(path)
+            texts.append(pocketsphinx_clip(decoder, pcm) if clips else pocketsphinx_long(decoder, pcm))
+            duration_s += seconds
+    else:
+        sys.path.insert(0, str(ROOT))
+        import torch
+
+        import multimodal as mm
+
+        if threads:
+            torch.set_num_threads(threads)
+        model = mm.load(model_dir)
+        rss_loaded = peak_rss_gb()
+        t = time.perf_counter()
+        results = model.transcribe(list(files), decoder=system, batch_size=batch_size)
+        texts, duration_s = [r.text for r in results], sum(r.duration_s for r in results)
     seconds = time.perf_counter() - t
-    print(json.dumps({
-        "seconds": seconds, "duration_s": result.duration_s, "segments": len(result.segments),
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, "rss_after_load_gb": rss_loaded,
-        "wer": wer([reference], [result.text]), "cer": cer([reference], [result.text]),
-    }))
+    print(json.dumps({"seconds": seconds, "duration_s": duration_s, "peak_rss_gb": peak_rss_gb(),
+                      "rss_after_load_gb": rss_loaded, "texts": texts}))
+
+
+def read_clips(folder: Path, max_clips: int) -> tuple[list[str], list[str]]:
+    """The first `max_clips` rows of an audiofolder's metadata.jsonl: paths and reference texts."""
+    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    rows = rows[:max_clips]
+    return [str(folder / r["file_name"]) for r in rows], [r["text"] for r in rows]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True)
-    p.add_argument("--minutes", type=float, nargs="+", default=[0.17, 1, 10])
-    p.add_argument("--decoder", nargs="+", default=["lm", "ctc"])
+    p.add_argument("--minutes", type=float, nargs="*", default=None,
+                   help="long-recording durations (default 0.17 1 10, or none with --clips)")
+    p.add_argument("--decoder", nargs="*", default=["lm", "ctc"], choices=["lm", "ctc"])
+    p.add_argument("--reference", nargs="*", default=[], choices=[POCKETSPHINX], help="other systems on the same files")
+    p.add_argument("--clips", help="an audiofolder of short held-out clips (metadata.jsonl: file_name, text)")
+    p.add_argument("--max-clips", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--threads", type=int, default=None, help="torch threads for ours (default: torch's own)")
     p.add_argument("--workdir", default="/tmp/asr-speed")
-    p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    p.add_argument("--child-clips", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        child(args.model, args.child[0], args.child[1], args.batch_size)
+        child(args.child[0], args.child[1:], args.model, args.batch_size, args.threads, args.child_clips)
         return
+    if POCKETSPHINX in args.reference and importlib.util.find_spec("pocketsphinx") is None:
+        sys.exit(f"pocketsphinx is not installed; it is a benchmark-only dependency:\n  {INSTALL_POCKETSPHINX}")
     sys.path.insert(0, str(ROOT))
     from tasks.corpora.speech import long_recording
+    from tasks.metrics import cer, wer
 
+    sets = []  # (label, files, references, clips)
+    if args.clips:
+        files, references = read_clips(Path(args.clips), args.max_clips)
+        sets.append((f"{len(files)} clips", files, references, True))
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    print(f"{'audio':>8} {'decoder':>7} {'wall s':>8} {'RTF':>7} {'peak RSS':>9} {'after load':>10} {'WER':>6} {'CER':>6}")
-    for minutes in args.minutes:
+    minutes_list = args.minutes if args.minutes is not None else ([] if args.clips else [0.17, 1, 10])
+    for minutes in minutes_list:
         wav = work / f"long_{minutes:g}min.wav"
         if not wav.is_file():
             long_recording(wav, minutes, seed=1)
-        for decoder in args.decoder:
-            out = subprocess.run([sys.executable, __file__, "--model", args.model, "--batch-size", str(args.batch_size),
-                                  "--child", str(wav), decoder], capture_output=True, text=True)
+        sets.append((f"{minutes:g} min", [str(wav)], [json.loads(wav.with_suffix(".json").read_text())["text"]], False))
+
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}))
+    print(f"{'audio':>10} {'system':>12} {'audio s':>8} {'wall s':>8} {'RTF':>7} {'peak RSS':>9} {'after load':>10} "
+          f"{'WER':>6} {'CER':>6}")
+    for label, files, references, clips in sets:
+        for system in args.decoder + args.reference:
+            command = [sys.executable, __file__, "--model", args.model, "--batch-size", str(args.batch_size)]
+            command += (["--threads", str(args.threads)] if args.threads else []) + (["--child-clips"] if clips else [])
+            out = subprocess.run(command + ["--child", system, *files], capture_output=True, text=True, env=env)
+            name = system if system == POCKETSPHINX else f"ours {system}"
             if out.returncode != 0:
-                print(f"{minutes:>7g}m {decoder:>7} failed: {out.stderr[-500:]}")
+                print(f"{label:>10} {name:>12} failed: {out.stderr[-500:]}")
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{r['duration_s'] / 60:>7.1f}m {decoder:>7} {r['seconds']:>8.1f} {r['seconds'] / r['duration_s']:>7.4f} "
-                  f"{r['peak_rss_gb']:>8.2f}G {r['rss_after_load_gb']:>9.2f}G {r['wer']:>6.3f} {r['cer']:>6.3f}")
+            print(f"{label:>10} {name:>12} {r['duration_s']:>8.1f} {r['seconds']:>8.1f} "
+                  f"{r['seconds'] / r['duration_s']:>7.4f} {r['peak_rss_gb']:>8.2f}G {r['rss_after_load_gb']:>9.2f}G "
+                  f"{wer(references, r['texts']):>6.3f} {cer(references, r['texts']):>6.3f}", flush=True)
 
 
 if __name__ == "__main__":
