@@ -30,13 +30,13 @@ import argparse
 import importlib.util
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from peak_memory import peak_rss_gb
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 16000  # pocketsphinx's en-us model and our audio encoder both take 16 kHz
@@ -104,19 +104,6 @@ def pocketsphinx_clip(decoder, pcm: bytes) -> str:
     decoder.process_raw(pcm, False, True)
     decoder.end_utt()
     return decoder.hyp().hypstr if decoder.hyp() else ""
-
-
-def peak_rss_gb() -> float:
-    """This process's peak resident memory since it started.
-
-    Linux's VmHWM, not getrusage's ru_maxrss: the latter carries the parent's RSS over fork + exec.
-    """
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e9  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux reports KiB
 
 
 def child(system: str, files: list[str], model_dir: str | None, batch_size: int, threads: int | None, clips: bool) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from multimodal.build import build  # noqa: E402
+from peak_memory import peak_rss_gb  # noqa: E402
 from multimodal.config import load_config  # noqa: E402
 from multimodal.data import Collator, LengthGroupedBatches, TaskDataset, load_rows  # noqa: E402
 from multimodal.processor import Processor  # noqa: E402
@@ -87,7 +87,7 @@ def main() -> None:
     ours_rate = sum(r["samples_per_s"] for r in windows) / len(windows)
     ours_tokens = sum(r["tokens_per_s"] for r in windows) / len(windows)
     ours_step = args.batch_size / ours_rate
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    peak = peak_rss_gb()
     print(f"config {args.config}  batch {args.batch_size}  images {args.image_size}px  workers {args.workers}  "
           f"torch threads {torch.get_num_threads()}")
     print(f"{'':<22}{'samples/s':>10}{'tokens/s':>10}{'s/step':>9}")

@@ -10,6 +10,7 @@ from ..conftest import ROOT
 
 
 def load_benchmark():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # as when run as a script: its sibling modules import
     spec = importlib.util.spec_from_file_location("asr_speed", ROOT / "benchmarks" / "asr_speed.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["asr_speed"] = module
