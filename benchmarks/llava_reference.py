@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import torch
 from PIL import Image
 
 import multimodal as mm
+from peak_memory import peak_rss_gb
 from multimodal.trainable import count_parameters, parameter_groups
 
 CAPTION = "two small red circles above a large blue square on a grey background"
@@ -77,7 +77,7 @@ def build_llava(ours, tower: Path):
     )
     llava = LlavaForConditionalGeneration(config)
     lc = ours.config.training.backbone
-    lora = LoraConfig(r=lc.lora_r, lora_alpha=lc.lora_alpha, lora_dropout=0.0, target_modules=list(lc.lora_targets))
+    lora = LoraConfig(r=lc.lora_r, lora_alpha=lc.lora_alpha, lora_dropout=lc.lora_dropout, target_modules=list(lc.lora_targets))
     inject_adapter_in_model(lora, llava.model.language_model)  # same LoRA layers as ours, weights copied below
     llava.model.vision_tower.load_state_dict(ours.encoders["image"].model.state_dict())
     state = ours.backbone.state_dict()
@@ -158,7 +158,7 @@ def memory_child(args) -> None:
         del ours
     step = step_fn(model, batch, args.memory_of)
     step(), step()
-    print(json.dumps({"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
+    print(json.dumps({"peak_rss_gb": peak_rss_gb()}))
 
 
 def peak_rss_of(which: str, args, tower: Path) -> float:

@@ -1,16 +1,18 @@
 """One training step (forward + backward + AdamW) of a config on a synthetic image+audio+text batch.
 
 Prints build time, parameter counts and the median step time, with a bare-backbone step on the same
-token count as the reference in the same run (so machine noise affects both alike).
+token count as the reference in the same run (so machine noise affects both alike). `--against` builds a
+second model with config overrides (a before/after of one setting) and times it on the same batch, its steps
+alternating with the first model's.
 
     .venv/bin/python benchmarks/step_time.py configs/tiny.yaml
     .venv/bin/python benchmarks/step_time.py configs/default.yaml --batch-size 8 --steps 5
+    .venv/bin/python benchmarks/step_time.py configs/demo.yaml --against training.backbone.lora_dropout=0.05
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import time
 
@@ -19,6 +21,7 @@ import torch
 from PIL import Image
 
 import multimodal as mm
+from peak_memory import peak_rss_gb
 from multimodal.trainable import count_parameters, parameter_groups
 
 
@@ -35,14 +38,28 @@ def batch_of(model, batch_size: int, audio_s: float) -> dict:
     return mm.Processor(model)(examples)
 
 
-def timed_steps(step, n: int) -> list[float]:
-    step()  # warm-up
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
+def timed_steps(steps: dict, n: int) -> dict[str, list[float]]:
+    """Each step once to warm up, then `n` rounds in turn, so that machine noise hits all alike."""
+    for step in steps.values():
         step()
-        times.append(time.perf_counter() - t)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(n):
+        for name, step in steps.items():
+            t = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t)
     return times
+
+
+def step_of(model, batch: dict):
+    optimizer = torch.optim.AdamW(parameter_groups(model, 0.01))
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        model(**batch).loss.backward()
+        optimizer.step()
+
+    return step
 
 
 def main() -> None:
@@ -51,6 +68,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--audio-seconds", type=float, default=4.0)
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--against", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="also time a model built with these config overrides (same batch, alternating steps)")
     args = p.parse_args()
     torch.manual_seed(0)
 
@@ -59,32 +78,37 @@ def main() -> None:
     build_s = time.perf_counter() - t
     total, trainable = count_parameters(model)
     batch = batch_of(model, args.batch_size, args.audio_seconds)
-    optimizer = torch.optim.AdamW(parameter_groups(model, 0.01))
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        model(**batch).loss.backward()
-        optimizer.step()
-
-    ours = timed_steps(step, args.steps)
+    steps = {"ours": step_of(model, batch)}
+    if args.against:
+        torch.manual_seed(0)
+        steps["against"] = step_of(mm.build(args.config, args.against).train(), batch)
+    times = timed_steps(steps, args.steps)
+    ours = times["ours"]
 
     # Reference: the bare backbone on token ids of the same shape, same trainable set, same optimizer.
     ids = batch["input_ids"].clamp(max=model.backbone.get_input_embeddings().num_embeddings - 1)
     labels = batch["labels"]
+
+    optimizer = torch.optim.AdamW(parameter_groups(model, 0.01))
 
     def bare_step():
         optimizer.zero_grad(set_to_none=True)
         model.backbone(input_ids=ids, attention_mask=batch["attention_mask"], labels=labels).loss.backward()
         optimizer.step()
 
-    bare = timed_steps(bare_step, args.steps)
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    bare = timed_steps({"bare": bare_step}, args.steps)["bare"]
+    peak_gb = peak_rss_gb()
     n_tokens = int(batch["attention_mask"].sum())
     print(f"config            {args.config}")
     print(f"build             {build_s:.1f} s")
     print(f"parameters        {total:,} total, {trainable:,} trainable ({trainable / total:.1%})")
     print(f"batch             {args.batch_size} examples, {tuple(batch['input_ids'].shape)} tokens ({n_tokens} real)")
     print(f"step (ours)       median {statistics.median(ours):.3f} s  [{', '.join(f'{x:.3f}' for x in ours)}]")
+    if args.against:
+        other = times["against"]
+        print(f"step (against)    median {statistics.median(other):.3f} s  [{', '.join(f'{x:.3f}' for x in other)}]"
+              f"  with {' '.join(args.against)}")
+        print(f"ratio against/ours {statistics.median(other) / statistics.median(ours):.3f}x (> 1: ours is faster)")
     print(f"step (bare LM)    median {statistics.median(bare):.3f} s  (same token ids, no encoders)")
     print(f"ratio ours/bare   {statistics.median(ours) / statistics.median(bare):.2f}x (the encoders' and adapters' share)")
     print(f"peak RSS          {peak_gb:.2f} GB")

@@ -75,7 +75,9 @@ class ComponentTraining:
     lr: float = 1e-4
     lora_r: int = 8
     lora_alpha: int = 16
-    lora_dropout: float = 0.05
+    # 0 by default: dropout on LoRA's inputs draws a Bernoulli mask per adapted layer, ~8 % of a LoRA training
+    # step on CPU (profiled; BENCHMARKS.md). Set it when the data is small enough to need the regularisation.
+    lora_dropout: float = 0.0
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
 
 
