@@ -1,25 +1,13 @@
 """benchmarks/asr_speed.py: the 16-bit PCM that pocketsphinx is fed (pocketsphinx itself is not needed)."""
 
-import importlib.util
-import sys
-
 import numpy as np
 import soundfile
 
-from ..conftest import ROOT
-
-
-def load_benchmark():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # as when run as a script: its sibling modules import
-    spec = importlib.util.spec_from_file_location("asr_speed", ROOT / "benchmarks" / "asr_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["asr_speed"] = module
-    spec.loader.exec_module(module)
-    return module
+from . import load_benchmark
 
 
 def test_a_16_bit_file_comes_back_exactly(tmp_path):
-    bench = load_benchmark()
+    bench = load_benchmark("asr_speed")
     samples = np.random.default_rng(0).integers(-32768, 32768, size=1600).astype(np.int16)
     samples[:2] = [-32768, 32767]
     soundfile.write(tmp_path / "a.wav", samples, 16000, subtype="PCM_16")
@@ -29,13 +17,13 @@ def test_a_16_bit_file_comes_back_exactly(tmp_path):
 
 
 def test_out_of_range_samples_are_clipped_not_wrapped():
-    bench = load_benchmark()
+    bench = load_benchmark("asr_speed")
     pcm = np.frombuffer(bench.to_pcm16(np.array([-1.5, -1.0, 0.0, 0.5, 1.0, 1.5])), dtype="<i2")
     assert pcm.tolist() == [-32768, -32768, 0, 16384, 32767, 32767]
 
 
 def test_stereo_at_another_rate_becomes_16_khz_mono(tmp_path):
-    bench = load_benchmark()
+    bench = load_benchmark("asr_speed")
     t = np.arange(8000) / 8000
     tone = 0.5 * np.sin(2 * np.pi * 440 * t)
     soundfile.write(tmp_path / "b.wav", np.stack([tone, tone], axis=1), 8000, subtype="FLOAT")  # (N, 2), 1 s

@@ -1,8 +1,6 @@
 """benchmarks/caption_eval.py with a tiny random model: every set scored, latency timed, the grid written."""
 
-import importlib.util
 import json
-import sys
 
 import pytest
 from PIL import Image
@@ -13,18 +11,11 @@ from tasks.corpora.emoji_names import EMOJI_FONT_FILE, EMOJI_TEST_FILE
 from tasks.corpora.scenes import generate_scenes_corpus
 
 from ..conftest import ROOT
+from . import load_benchmark
 
 pytestmark = pytest.mark.skipif(
     not (EMOJI_FONT_FILE.is_file() and EMOJI_TEST_FILE.is_file()), reason="fonts-noto-color-emoji / unicode-data missing"
 )
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("caption_eval", ROOT / "benchmarks" / "caption_eval.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["caption_eval"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +27,7 @@ def corpora(tmp_path_factory):
 
 
 def test_scores_are_right_on_the_references_themselves(corpora):
-    bench = load_benchmark()
+    bench = load_benchmark("caption_eval")
     scenes = bench.EvalSet("scenes/eval", corpora / "scenes/eval", "scenes", bench.read_rows(corpora / "scenes/eval", 0))
     scenes.hypotheses = [r["text"] for r in scenes.rows]
     assert bench.score(scenes)["scenes_correct"] == 1.0 and bench.score(scenes)["bleu4"] > 0.99
@@ -54,7 +45,7 @@ def test_runs_end_to_end_with_a_tiny_model(corpora, tmp_path, capsys):
     model_dir = tmp_path / "model"
     mm.build(ROOT / "configs/tiny.yaml", ["encoders.audio=null"]).save(model_dir)
     grid, out = tmp_path / "grid.png", tmp_path / "results.json"
-    results = load_benchmark().main([
+    results = load_benchmark("caption_eval").main([
         "--model", str(model_dir), "--scenes", str(corpora / "scenes"), "--emoji", str(corpora / "emoji"),
         "--folder", f"mine={corpora / 'scenes/eval'}", "--batch-size", "4", "--latency-images", "2",
         "--grid", str(grid), "--grid-images", "2", "--json", str(out),

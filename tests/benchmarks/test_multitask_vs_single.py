@@ -1,9 +1,7 @@
 """benchmarks/multitask_vs_single.py: the equal per-task budget, the sign of the relative difference, and the
 whole comparison with a tiny model on the demo's small corpora (every run draws exactly its budget)."""
 
-import importlib.util
 import json
-import sys
 from collections import Counter
 
 import pytest
@@ -13,18 +11,11 @@ from multimodal.demo import demo_config
 from multimodal.mixture import Mixture, draw_task
 
 from ..conftest import ROOT
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("multitask_vs_single", ROOT / "benchmarks" / "multitask_vs_single.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["multitask_vs_single"] = module
-    spec.loader.exec_module(module)
-    return module
+from . import load_benchmark
 
 
 def test_each_task_gets_the_micro_batches_the_mixture_drew(tmp_path):
-    bench = load_benchmark()
+    bench = load_benchmark("multitask_vs_single")
     config = demo_config(ROOT / "configs/demo.yaml", tmp_path, 40, ["training.grad_accum_steps=3"])
     budget = bench.task_budget(config)
     assert sum(budget.values()) == 40 * 3
@@ -50,7 +41,7 @@ def test_each_task_gets_the_micro_batches_the_mixture_drew(tmp_path):
 
 
 def test_relative_difference_is_negative_when_the_multi_task_model_is_worse():
-    bench = load_benchmark()
+    bench = load_benchmark("multitask_vs_single")
     assert bench.relative_difference("accuracy", 0.50, 0.40) == pytest.approx(-0.2)
     assert bench.relative_difference("WER", 0.50, 0.60) == pytest.approx(-0.2)  # more errors: worse
     assert bench.relative_difference("CER", 0.50, 0.40) == pytest.approx(0.2)
@@ -66,7 +57,7 @@ def test_relative_difference_is_negative_when_the_multi_task_model_is_worse():
 
 
 def test_compares_tiny_runs_end_to_end(tmp_path, tiny_config_path, monkeypatch, capsys):
-    bench = load_benchmark()
+    bench = load_benchmark("multitask_vs_single")
     drawn = []  # every micro-batch's task, in the order the runs drew them
     next_batch = Mixture.next_batch
 
