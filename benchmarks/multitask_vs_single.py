@@ -91,9 +91,9 @@ def single_task_config(config, name: str, micro_batches: int):
 def finished_config_path(run_dir: Path) -> Path:
     """The saved config of the finished run in `run_dir`."""
     from multimodal.checkpoint import recover
-    from multimodal.demo import _run_state
+    from multimodal.demo import run_state
 
-    state = _run_state(run_dir)
+    state = run_state(run_dir)
     if state is None or state[0] < state[1]:
         where = "no run" if state is None else f"a run at step {state[0]} of {state[1]}"
         raise ValueError(f"'{run_dir}' holds {where}; --multi needs a finished multi-task run (e.g. runs/demo)")

@@ -108,7 +108,7 @@ def demo_config(config_path: str | Path, data_dir: Path, max_steps: int | None, 
     return config
 
 
-def _run_state(output: Path) -> tuple[int, int] | None:
+def run_state(output: Path) -> tuple[int, int] | None:
     """(steps done, steps planned) of the run in `output`, or None when it has no `last/` checkpoint."""
     import torch
     import yaml
@@ -127,7 +127,7 @@ def train_or_reuse(config: Config, output: Path, progress: bool = True) -> bool:
     """Train into `output` unless a finished run is there; resumes a run cut short. True if it trained."""
     from multimodal.train import train
 
-    state = _run_state(output)
+    state = run_state(output)
     if state is not None and state[0] >= state[1]:
         asked = config.training.max_steps
         note = "" if state[1] == asked else f" (asked for {asked}: delete {output} to retrain)"
