@@ -31,6 +31,10 @@ class VisionEncoderConfig:
     pretrained: str = ""
     image_size: int = 224
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # timm create_model / HF config overrides
+    # timm CNNs: earlier feature-map stages (indices into the model's feature_info) average-pooled to the final
+    # grid and appended to each token's channels. The final map of an ImageNet CNN keeps little colour; stride
+    # 4-8 maps keep it (e.g. [1, 2] adds 24 + 40 channels to EfficientNet-Lite0's 1280).
+    extra_feature_stages: list[int] = field(default_factory=list)
 
 
 def _create_timm_model(config: VisionEncoderConfig) -> nn.Module:
@@ -95,9 +99,11 @@ class VisionEncoder(nn.Module):
         if config.source == "timm":
             self.model = _create_timm_model(config)
             self.model.reset_classifier(0)  # the encoder ends at the features; drop the classification head
-            self.out_dim: int = int(self.model.num_features)
+            self.out_dim: int = int(self.model.num_features) + self._extra_channels()
             self.grid_size: tuple[int, int] = self._timm_grid_size()
         elif config.source == "hf":
+            if config.extra_feature_stages:
+                raise ValueError("encoders.image.extra_feature_stages is for timm CNNs, not source='hf'")
             self.model = _create_hf_model(config)
             hf_config = self.model.config
             patch = hf_config.patch_size if isinstance(hf_config.patch_size, int) else hf_config.patch_size[0]
@@ -112,6 +118,19 @@ class VisionEncoder(nn.Module):
     def n_tokens(self) -> int:
         return self.grid_size[0] * self.grid_size[1]
 
+    def _extra_channels(self) -> int:
+        stages = self.config.extra_feature_stages
+        if not stages:
+            return 0
+        info = getattr(self.model, "feature_info", None)
+        if not isinstance(info, list) or getattr(self.model, "patch_embed", None) is not None:
+            raise ValueError(f"encoders.image.extra_feature_stages is for timm CNNs; {self.config.name} is not one")
+        bad = [i for i in stages if not 0 <= i < len(info) - 1]
+        if bad:
+            raise ValueError(f"encoders.image.extra_feature_stages {stages}: {bad} not among {self.config.name}'s "
+                             f"earlier stages 0..{len(info) - 2} (channels {[f['num_chs'] for f in info[:-1]]})")
+        return sum(int(info[i]["num_chs"]) for i in stages)
+
     def _timm_grid_size(self) -> tuple[int, int]:
         patch_embed = getattr(self.model, "patch_embed", None)
         if patch_embed is not None and getattr(patch_embed, "grid_size", None) is not None:
@@ -125,7 +144,12 @@ class VisionEncoder(nn.Module):
         return grid
 
     def _timm_tokens(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        features = self.model.forward_features(pixel_values)
+        if self.config.extra_feature_stages:  # (B, C, H, W) final map + earlier maps pooled onto its grid
+            final, earlier = self.model.forward_intermediates(pixel_values, indices=self.config.extra_feature_stages)
+            pooled = [nn.functional.adaptive_avg_pool2d(f, final.shape[-2:]) for f in earlier]
+            features = torch.cat([final, *pooled], dim=1)  # (B, C + extra, H, W)
+        else:
+            features = self.model.forward_features(pixel_values)
         if features.dim() == 4:
             if getattr(self.model, "output_fmt", "NCHW") == "NHWC":
                 features = features.permute(0, 3, 1, 2)  # (B, C, H, W)

@@ -45,6 +45,32 @@ def test_timm_cnn_flattens_its_final_map_row_major():
     torch.testing.assert_close(output.features[0, 2], feature_map[0, :, 1, 0])  # token 2 = row 1, column 0
 
 
+def test_extra_feature_stages_append_pooled_earlier_maps_to_each_token():
+    config = VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64, extra_feature_stages=[1, 2])
+    encoder = VisionEncoder(config).eval()
+    assert encoder.out_dim == 1280 + 24 + 40 and encoder.grid_size == (2, 2)
+    pixel_values = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        output = encoder(pixel_values)
+        final = encoder.model.forward_features(pixel_values)  # (B, 1280, 2, 2)
+        stage_2 = encoder.model.forward_intermediates(pixel_values, indices=[2], intermediates_only=True)[0]  # (B, 40, 8, 8)
+    assert output.features.shape == (2, 4, 1280 + 64)
+    torch.testing.assert_close(output.features[..., :1280], final.flatten(2).transpose(1, 2))  # the final map first
+    # token 1 (row 0, column 1) ends with the mean of stage 2's top-right 4x4 block
+    torch.testing.assert_close(output.features[:, 1, 1280 + 24 :], stage_2[:, :, :4, 4:].mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("stages, message", [([4], "not among"), ([-1], "not among")])
+def test_extra_feature_stages_out_of_range_are_named(stages, message):
+    with pytest.raises(ValueError, match=message):
+        VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64, extra_feature_stages=stages))
+
+
+def test_extra_feature_stages_refused_for_a_vit():
+    with pytest.raises(ValueError, match="timm CNNs"):
+        VisionEncoder(VisionEncoderConfig(**{**TINY_VIT.__dict__, "extra_feature_stages": [0]}))
+
+
 def test_random_init_efficientnet_lite_grid():
     encoder = VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64))
     assert encoder.out_dim == 1280 and encoder.grid_size == (2, 2)
