@@ -54,15 +54,12 @@ def to_pcm16(waveform: np.ndarray) -> bytes:
 
 
 def read_pcm16(path: str | Path) -> tuple[bytes, float]:
-    """A file's audio as 16 kHz mono 16-bit PCM (channels averaged, resampled if needed), and its duration_s."""
-    import soundfile
+    """A file's audio as 16 kHz mono 16-bit PCM, read as our model reads it (encoders.audio_io: channels
+    averaged, resampled), and its duration_s."""
+    sys.path.insert(0, str(ROOT))
+    from encoders.audio_io import load_audio
 
-    frames, rate = soundfile.read(path, dtype="float32", always_2d=True)  # (N, C)
-    waveform = frames.mean(axis=1)  # (N,)
-    if rate != SAMPLE_RATE:
-        import soxr
-
-        waveform = soxr.resample(waveform, rate, SAMPLE_RATE)
+    waveform = load_audio(path)  # (N,) float32 at encoders.audio_io.SAMPLE_RATE = 16 kHz
     return to_pcm16(waveform), len(waveform) / SAMPLE_RATE
 
 

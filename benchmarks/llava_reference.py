@@ -105,7 +105,7 @@ def make_batch(model, batch_size: int):
     return mm.Processor(model)(examples)
 
 
-def step_fn(model, batch, kind: str):
+def step_fn(model, batch):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels", "pixel_values")}
@@ -156,7 +156,7 @@ def memory_child(args) -> None:
     model = ours if args.memory_of == "ours" else build_llava(ours, Path(args.tower))
     if args.memory_of == "llava":
         del ours
-    step = step_fn(model, batch, args.memory_of)
+    step = step_fn(model, batch)
     step(), step()
     print(json.dumps({"peak_rss_gb": peak_rss_gb()}))
 
@@ -183,7 +183,7 @@ def main() -> None:
 
     tower, ours, batch = setup(args)
     llava = build_llava(ours, tower)
-    steps = {"ours": step_fn(ours, batch, "ours"), "llava": step_fn(llava, batch, "llava")}
+    steps = {"ours": step_fn(ours, batch), "llava": step_fn(llava, batch)}
     with torch.no_grad():  # same weights, same batch: the losses must agree before anything is timed
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels", "pixel_values")}
         loss_ours, loss_llava = float(ours(**inputs).loss), float(llava(**inputs).loss)
