@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--max-steps", type=int, help="the multi-task run's optimizer steps; the single-task runs follow")
     p.add_argument("--data", choices=["full", "small"], default="full", help="demo corpus sizes (default: %(default)s)")
     p.add_argument("--data-dir", type=Path, help="demo corpora (default: runs/demo/data; --data small: OUTPUT/data)")
-    p.add_argument("--n", type=int, help="examples per held-out set (default: the demo's, 64 for full data; 0 = all)")
+    p.add_argument("--n", type=int, help="examples per caption/speech held-out set (default: the demo's, 64 for "
+                   "full data; 0 = all); classification scores every eval text")
     p.add_argument("--output-dir", type=Path, default=Path("runs/multitask_vs_single"), help="default: %(default)s")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="results file (default: %(default)s)")
     args = p.parse_args(argv)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from multimodal.cli import main
-from multimodal.demo import DATA_SIZES, demo_config, format_table
+from multimodal.demo import DATA_SIZES, classify_metrics, demo_config, format_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,3 +68,17 @@ def test_metrics_table_lines_up():
     assert lines[0].index("metric") == lines[2].index("captions") == lines[3].index("CIDEr-D")
     assert "50.0%" in lines[2] and lines[2].endswith("no") and "1.250" in lines[3]
     assert set(DATA_SIZES) == {"full", "small"}
+
+
+def test_classification_is_scored_on_every_eval_text(tmp_path):
+    """`n` caps the generative sets only; 64 texts would leave 1.6 points of accuracy per label."""
+    rows = [{"text": f"t{i}", "label": "a" if i < 2 else "b"} for i in range(5)]
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text/eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    class AlwaysA:
+        def classify(self, texts):
+            return [type("P", (), {"label": "a"})() for _ in texts]
+
+    accuracy = next(r for r in classify_metrics(AlwaysA(), tmp_path, 2, "ctc") if r["metric"] == "accuracy")
+    assert accuracy["value"] == pytest.approx(2 / 5)  # 1.0 if only the first 2 texts were scored
