@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,9 @@ def train(
     if not dc.mixture and (train_source is None or train_source == ""):
         raise ValueError("no training data: pass --train PATH or set data.train")
     eval_source = eval_data if eval_data is not None else (dc.eval or None)
+    if not dc.mixture:  # the saved config.yaml names the data this run was trained on, not the recipe's default
+        dc = replace(dc, train=_recordable(train_source), eval=_recordable(eval_source))
+        config = replace(config, data=dc)
     if not resume and recover(output / "last").exists():  # every rank checks, before any heavy work
         raise ValueError(f"'{output}' already holds a run; pass --resume to continue it or choose another --output")
 
@@ -206,6 +209,15 @@ def train(
         plot_curves(output / METRICS_FILE, output / "curves.png", best_key)
     accelerator.wait_for_everyone()
     return {"steps": pos.step, "output": str(output), "eval": last_eval}
+
+
+def _recordable(source: Any) -> str | list[str]:
+    """`source` as the config records data: a path, a list of paths, or "" (none, or a dataset in memory)."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, (list, tuple)) and all(isinstance(s, (str, os.PathLike)) for s in source):
+        return [os.fspath(s) for s in source]
+    return ""
 
 
 def _single_task_loader(model, task, train_source, rows, config: Config, rank: int, world: int):

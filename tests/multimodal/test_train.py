@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from multimodal.config import load_config
@@ -42,6 +43,8 @@ def test_tiny_config_loss_falls(tmp_path):
     for name in ("last/model.safetensors", "last/trainer_state.pt", "best/eval.json", "curves.png"):
         assert (tmp_path / "run" / name).is_file(), name
     assert all(r["samples_per_s"] > 0 and r["tokens_per_s"] > 0 for r in records(tmp_path / "run") if "loss" in r)
+    saved = yaml.safe_load((tmp_path / "run/last/config.yaml").read_text())["data"]
+    assert saved["train"] == saved["eval"] == str(data), "the checkpoint names the data it was trained on"
 
 
 def test_text_task_trains_on_a_jsonl_file(tmp_path):
