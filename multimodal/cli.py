@@ -7,6 +7,8 @@ import logging
 import sys
 
 USER_ERRORS = (ValueError, FileNotFoundError, OSError)  # bad input: one clear line, no traceback
+LEXICON_HELP = ("with --decoder ctc: a word list (text file, or a metadata.jsonl whose \"text\" fields give the words); "
+                "the CTC output is read by a beam search that writes only these words")
 
 
 def _build(args: argparse.Namespace) -> None:
@@ -49,7 +51,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     rows = load_rows(args.data, task, "skip" if args.skip_bad_rows else "error", split="validation")
     model = mm.load(args.model)
     metrics = evaluate(model, rows, task, batch_size=args.batch_size, max_examples=args.max_examples, progress=True,
-                       decoder=args.decoder)
+                       decoder=args.decoder, lexicon=args.lexicon)
     _print_metrics(metrics, args.format)
 
 
@@ -76,7 +78,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         args.output_dir = "."
     model = mm.load(args.model)
     failed = 0
-    for result in transcribe(model, args.files, decoder=args.decoder, batch_size=args.batch_size):
+    for result in transcribe(model, args.files, decoder=args.decoder, batch_size=args.batch_size, lexicon=args.lexicon):
         if result.error:
             failed += 1
             print(f"multimodal transcribe: skipped {result.error}", file=sys.stderr)
@@ -223,6 +225,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows and leave them out")
     e.add_argument("--format", choices=["table", "json"], default="table")
     e.add_argument("--decoder", choices=["lm", "ctc"], default="lm", help="transcribe: LM generation or CTC head")
+    e.add_argument("--lexicon", help=LEXICON_HELP)
     e.set_defaults(func=_evaluate)
 
     tr = sub.add_parser("transcribe", help="transcribe audio files of any length (any format ffmpeg reads)")
@@ -231,6 +234,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
     tr.add_argument("--output-dir", help="also write FILE_STEM.FORMAT here (srt/vtt: default the current dir)")
     tr.add_argument("--decoder", choices=["lm", "ctc"], default="lm", help="LM generation, or the fast CTC head")
+    tr.add_argument("--lexicon", help=LEXICON_HELP)
     tr.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
     tr.set_defaults(func=_transcribe)
 

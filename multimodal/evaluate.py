@@ -12,6 +12,7 @@ from multimodal.data import Collator, TaskDataset
 from multimodal.generation import GenerationConfig
 from multimodal.processor import Processor
 from tasks import Task
+from tasks.ctc_lexicon import as_lexicon_decoder
 
 MULTI_REFERENCE_METRICS = ("bleu4", "cider_d")  # take a list of references per hypothesis
 
@@ -39,8 +40,15 @@ def evaluate(
     progress: bool = False,
     return_outputs: bool = False,
     decoder: str = "lm",
+    lexicon: Any = None,
 ) -> dict[str, Any]:
-    """{"loss": ..., <metric>: ..., "n_examples": ...} on (the first `max_examples` of) `rows`."""
+    """{"loss": ..., <metric>: ..., "n_examples": ...} on (the first `max_examples` of) `rows`.
+
+    `lexicon` (decoder='ctc'): a word list or `LexiconDecoder` for the CTC beam search (tasks/ctc_lexicon.py).
+    """
+    if lexicon is not None and decoder != "ctc":
+        raise ValueError(f"a lexicon constrains the CTC decoder only; decoder is {decoder!r}")
+    lexicon = as_lexicon_decoder(lexicon)
     if task.head:  # a classification or tagging head: no generation
         from multimodal.text_heads import evaluate_head
 
@@ -66,9 +74,7 @@ def evaluate(
         loss_sum += float(out.loss) * n
         n_targets += n
         if decoder == "ctc":
-            from tasks.ctc import to_text
-
-            hypotheses += [to_text(p) for p in model.ctc_transcribe(batch["audio_values"], batch["audio_attention_mask"])]
+            hypotheses += model.ctc_texts(batch["audio_values"], batch["audio_attention_mask"], lexicon)
         else:
             hypotheses += model.generate(_prompt_only(batch), generation)
         references += refs

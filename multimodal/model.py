@@ -201,14 +201,25 @@ class MultimodalModel(nn.Module):
         return ctc_loss(self.heads["ctc"](enc.features), enc.mask, targets)
 
     @torch.no_grad()
+    def ctc_logits(self, audio_values: torch.Tensor, audio_attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The CTC head's (N, T, V) logits over encoder frames and the (N, T) mask of real frames."""
+        if "ctc" not in self.heads:
+            raise ValueError("this model has no CTC head (config heads.ctc is false)")
+        enc = self.encoders["audio"](input_values=audio_values, attention_mask=audio_attention_mask)
+        return self.heads["ctc"](enc.features), enc.mask
+
+    def ctc_texts(self, audio_values: torch.Tensor, audio_attention_mask: torch.Tensor, lexicon: Any = None) -> list[str]:
+        """CTC transcripts per clip: greedy, or a `tasks.ctc_lexicon.LexiconDecoder` search over its word list."""
+        from tasks.ctc import greedy_decode, to_text
+
+        logits, mask = self.ctc_logits(audio_values, audio_attention_mask)
+        return lexicon(logits, mask) if lexicon is not None else [to_text(p) for p in greedy_decode(logits, mask)]
+
     def ctc_transcribe(self, audio_values: torch.Tensor, audio_attention_mask: torch.Tensor) -> list[list[tuple[str, int]]]:
         """Greedy CTC best paths, (character, frame) per clip: the fast decoder."""
         from tasks.ctc import greedy_decode
 
-        if "ctc" not in self.heads:
-            raise ValueError("this model has no CTC head (config heads.ctc is false)")
-        enc = self.encoders["audio"](input_values=audio_values, attention_mask=audio_attention_mask)
-        return greedy_decode(self.heads["ctc"](enc.features), enc.mask)
+        return greedy_decode(*self.ctc_logits(audio_values, audio_attention_mask))
 
     @torch.no_grad()
     def generate(self, batch: dict[str, torch.Tensor], generation: Any = None) -> list[str]:
@@ -218,16 +229,17 @@ class MultimodalModel(nn.Module):
         return generate(self, batch, generation)
 
     def transcribe(self, audio: Any, decoder: str = "lm", batch_size: int = 8, sample_rate: int | None = None,
-                   progress: bool = False):
+                   progress: bool = False, lexicon: Any = None):
         """Transcript(s) of a path, an array (at `sample_rate`) or a list of them; see multimodal.transcribe.
 
         Each Transcript has `.text`, `.segments` (start_s, end_s, text) and `.error` for a skipped file.
+        `lexicon` (decoder="ctc"): a word list the CTC beam search may only write (tasks/ctc_lexicon.py).
         """
         from multimodal.transcribe import transcribe
 
         single = not isinstance(audio, (list, tuple))
         results = list(transcribe(self, [audio] if single else list(audio), decoder=decoder, batch_size=batch_size,
-                                  sample_rate=sample_rate, progress=progress))
+                                  sample_rate=sample_rate, progress=progress, lexicon=lexicon))
         return results[0] if single else results
 
     def caption(self, image: Any, batch_size: int = 8, num_beams: int = 1, max_new_tokens: int | None = None,

@@ -26,6 +26,7 @@ from encoders.audio_io import resample
 from multimodal.generation import GenerationConfig
 from multimodal.processor import Example, Processor
 from tasks import get_task
+from tasks.ctc_lexicon import as_lexicon_decoder
 from tasks.long_audio import OVERLAP_S, WINDOW_S, Segment, Window, join_segments, merge_windows, plan_windows
 
 log = logging.getLogger(__name__)
@@ -96,14 +97,22 @@ def transcribe(
     overlap_s: float = OVERLAP_S,
     sample_rate: int | None = None,
     progress: bool = True,
+    lexicon: Any = None,
 ) -> Iterator[Transcript]:
-    """Transcripts of `sources` (paths or arrays at `sample_rate`), yielded in input order as each completes."""
+    """Transcripts of `sources` (paths or arrays at `sample_rate`), yielded in input order as each completes.
+
+    `lexicon` (decoder='ctc' only): a word list (file, metadata.jsonl or strings) or a `LexiconDecoder`; the CTC
+    head's output is then read by a beam search that emits only those words (tasks/ctc_lexicon.py).
+    """
     if decoder not in ("lm", "ctc"):
         raise ValueError(f"decoder must be 'lm' or 'ctc', got {decoder!r}")
     if "audio" not in model.encoders:
         raise ValueError("this model has no audio encoder")
     if decoder == "ctc" and "ctc" not in model.heads:
         raise ValueError("this model has no CTC head: use decoder='lm'")
+    if lexicon is not None and decoder != "ctc":
+        raise ValueError(f"a lexicon constrains the CTC decoder only; decoder is {decoder!r}")
+    lexicon = as_lexicon_decoder(lexicon)
     model.eval()
     task = get_task("transcribe")
     processor = Processor(model)
@@ -130,7 +139,7 @@ def transcribe(
     for b in range(0, len(jobs), batch_size):
         batch_jobs = jobs[b : b + batch_size]
         audio = [opened[j.source_index].read(j.window) for j in batch_jobs]
-        for j, text in zip(batch_jobs, _decode(model, processor, task, audio, decoder)):
+        for j, text in zip(batch_jobs, _decode(model, processor, task, audio, decoder, lexicon)):
             texts[j.source_index][j.window.index] = text
         bar.update(len(batch_jobs))
         while next_out < len(sources) and _done(results, plans, texts, next_out):
@@ -156,7 +165,7 @@ def _finish(result: Transcript, windows, texts, source) -> Transcript:
 
 
 @torch.no_grad()
-def _decode(model, processor: Processor, task, audio: list[np.ndarray], decoder: str) -> list[str]:
+def _decode(model, processor: Processor, task, audio: list[np.ndarray], decoder: str, lexicon=None) -> list[str]:
     """One text per window; silent windows are '' without running the model."""
     out = [""] * len(audio)
     speech = [i for i, a in enumerate(audio) if len(a) and float(np.sqrt(np.mean(a.astype(np.float64) ** 2))) > SILENCE_RMS]
@@ -165,9 +174,7 @@ def _decode(model, processor: Processor, task, audio: list[np.ndarray], decoder:
     examples = [Example(task.prompt, audios=[audio[i]]) for i in speech]
     batch = {k: v.to(model.device) for k, v in processor(examples, padding_side="left").items()}
     if decoder == "ctc":
-        from tasks.ctc import to_text
-
-        texts = [to_text(p) for p in model.ctc_transcribe(batch["audio_values"], batch["audio_attention_mask"])]
+        texts = model.ctc_texts(batch["audio_values"], batch["audio_attention_mask"], lexicon)
     else:
         longest_s = max(len(audio[i]) for i in speech) / SAMPLE_RATE
         bound = max(MIN_NEW_TOKENS, math.ceil(longest_s * MAX_TOKENS_PER_S))

@@ -10,7 +10,9 @@ import soundfile
 
 import multimodal as mm
 from multimodal.cli import main
+from multimodal.evaluate import evaluate
 from multimodal.transcribe import MAX_TOKENS_PER_S, MIN_NEW_TOKENS
+from tasks import get_task
 
 from .test_train import ROOT
 
@@ -61,6 +63,25 @@ def test_ctc_decoder_and_missing_head(tiny_asr, audio_files, tmp_path):
     plain = mm.build(ROOT / "configs/tiny.yaml")
     with pytest.raises(ValueError, match="no CTC head"):
         plain.transcribe(audio_files / "long.wav", decoder="ctc")
+
+
+def test_ctc_lexicon_writes_only_lexicon_words(tiny_asr, audio_files, tmp_path, capsys):
+    words = tmp_path / "words.txt"
+    words.write_text("a an the cat hat sat on mat\n")
+    code = main(["transcribe", str(audio_files / "long.wav"), "--model", str(tiny_asr), "--decoder", "ctc",
+                 "--lexicon", str(words), "--format", "json"])
+    out, _ = capsys.readouterr()
+    text = json.loads(out)["text"]
+    assert code == 0 and text and set(text.split()) <= set(words.read_text().split()), text
+    greedy = mm.load(tiny_asr).transcribe(audio_files / "long.wav", decoder="ctc").text
+    assert not set(greedy.split()) <= set(words.read_text().split()), "the tiny model's greedy output is not words"
+    assert main(["transcribe", str(audio_files / "long.wav"), "--model", str(tiny_asr), "--lexicon", str(words)]) == 2
+    assert "lexicon constrains the CTC decoder only" in capsys.readouterr().err
+    assert main(["transcribe", str(audio_files / "long.wav"), "--model", str(tiny_asr), "--decoder", "ctc",
+                 "--lexicon", str(tmp_path / "missing.txt")]) == 2
+    assert "missing.txt" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="lexicon constrains the CTC decoder only"):
+        evaluate(mm.load(tiny_asr), [], get_task("transcribe"), lexicon=["a"])
 
 
 def test_cli_json_srt_and_a_bad_file(tiny_asr, audio_files, tmp_path, capsys):

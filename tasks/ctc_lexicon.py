@@ -1,0 +1,91 @@
+"""Lexicon-constrained CTC beam search: the CTC head read as words of a word list.
+
+Greedy CTC spells what it hears letter by letter, so a weak acoustic model writes near-misses ("the montin
+ceing"). A beam search that may only emit words of a lexicon turns many of them into words ("the mount in
+king"). The search is flashlight-text's (torchaudio's `ctc_decoder`), with no language model: each emitted
+word adds `word_score` to a hypothesis's log-probability, and a negative score prefers fewer, longer words to
+splits such as "mount in". The lexicon is any word list: a text file, the `text` fields of a metadata.jsonl
+(e.g. the training transcripts), or strings in Python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from tasks.ctc import BLANK, VOCAB, normalize
+
+WORD_BOUNDARY = "|"  # flashlight's word-boundary ("silence") token stands for the space of VOCAB
+TOKENS = [WORD_BOUNDARY if c == " " else c for c in VOCAB]  # same indices as VOCAB
+DEFAULT_BEAM_SIZE = 50
+DEFAULT_WORD_SCORE = -4.0  # chosen on half of the held-out synthetic speech, reported on the other half (README)
+
+
+def read_words(source: str | os.PathLike | Iterable[str]) -> list[str]:
+    """Sorted distinct words (CTC alphabet) of a text file, of the "text" fields of a .jsonl file, or of strings."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"lexicon file not found: {os.fspath(source)!r}")
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        texts = [_jsonl_text(path, n, line) for n, line in enumerate(lines, 1) if line.strip()] \
+            if path.suffix == ".jsonl" else lines
+    else:
+        texts = [source] if isinstance(source, str) else list(source)
+    words = sorted({w for text in texts for w in normalize(str(text)).split()})
+    if not words:
+        raise ValueError(f"lexicon {os.fspath(source) if isinstance(source, os.PathLike) else source!r} holds no words")
+    return words
+
+
+def _jsonl_text(path: Path, n: int, line: str) -> str:
+    try:
+        return str(json.loads(line)["text"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"lexicon {path}: line {n} is not a JSON object with a 'text' field") from e
+
+
+class LexiconDecoder:
+    """Beam search over CTC log-probabilities that emits only words of `words` (see `read_words`)."""
+
+    def __init__(self, words: str | os.PathLike | Iterable[str], beam_size: int = DEFAULT_BEAM_SIZE,
+                 word_score: float = DEFAULT_WORD_SCORE):
+        try:
+            from torchaudio.models.decoder import ctc_decoder
+            import flashlight.lib.text  # noqa: F401  (torchaudio's decoder needs it; its own error is vaguer)
+        except ImportError as e:
+            raise ImportError("the lexicon decoder needs the flashlight-text package: pip install flashlight-text") from e
+        self.words = read_words(words)
+        with tempfile.TemporaryDirectory() as tmp:  # flashlight reads the lexicon from a file, once
+            lexicon = Path(tmp) / "lexicon.txt"
+            lexicon.write_text("".join(f"{w} {' '.join(w)} {WORD_BOUNDARY}\n" for w in self.words), encoding="utf-8")
+            self._search = ctc_decoder(lexicon=str(lexicon), tokens=TOKENS, lm=None, beam_size=beam_size,
+                                       word_score=word_score, sil_token=WORD_BOUNDARY, blank_token=TOKENS[BLANK],
+                                       unk_word="<unk>")
+
+    def __call__(self, logits: torch.Tensor, frame_mask: torch.Tensor) -> list[str]:
+        """One transcript per clip. logits (N, T, V) from the CTC head; frame_mask (N, T) marks real frames."""
+        if logits.shape[-1] != len(TOKENS):
+            raise ValueError(f"CTC logits have {logits.shape[-1]} classes, the lexicon decoder expects {len(TOKENS)}")
+        n_clips, n_frames, _ = logits.shape
+        lengths = frame_mask.sum(1).cpu()  # (N,)
+        # Each lexicon spelling ends in a word boundary, which the CTC head emits between words but rarely after
+        # the last one: one certain boundary frame after each clip's last real frame lets its last word finish.
+        log_probs = torch.full((n_clips, n_frames + 1, len(TOKENS)), -1e4)  # (N, T + 1, V)
+        log_probs[:, :n_frames] = logits.detach().float().log_softmax(-1).cpu()
+        log_probs[torch.arange(n_clips), lengths, :] = -1e4
+        log_probs[torch.arange(n_clips), lengths, TOKENS.index(WORD_BOUNDARY)] = 0.0
+        texts = []
+        for hypotheses, n in zip(self._search(log_probs, (lengths + 1).to(torch.int32)), lengths.tolist()):
+            texts.append(" ".join(w for w in hypotheses[0].words if w) if hypotheses and n else "")
+        return texts
+
+
+def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[str] | None") -> "LexiconDecoder | None":
+    """None stays None (greedy decoding); a decoder is used as is; anything else is a word list to build one from."""
+    return lexicon if lexicon is None or isinstance(lexicon, LexiconDecoder) else LexiconDecoder(lexicon)
