@@ -1,0 +1,119 @@
+"""The CTC head read greedily against a lexicon beam search, on the same clips in the same run.
+
+    .venv/bin/python benchmarks/ctc_lexicon.py --model runs/asr_stage1/best --clips data/speech/eval \
+        --lexicon data/speech/train/metadata.jsonl
+
+The CTC logits of every clip are computed once. The clips are split in two halves: the word score (added per
+emitted word) is chosen on the first half from `--word-scores`, and greedy decoding and the lexicon search at
+that score are reported on the second, so the figure is not tuned on the clips it reports. Prints WER, CER
+and decoding milliseconds per clip (the search only; the encoder is shared) for each word score and decoder,
+and the share of the reported clips' words that the lexicon lacks (those can only be errors). `--json FILE`
+keeps the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def clip_logits(model, folder: Path, rows: list[dict], batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(1, T, V) CTC logits and (1, T) frame mask per clip, computed in batches."""
+    from encoders import load_audio
+    from multimodal.processor import Example, Processor
+    from tasks import get_task
+
+    prompt, processor, out = get_task("transcribe").prompt, Processor(model), []
+    for i in range(0, len(rows), batch_size):
+        audio = [load_audio(folder / r["file_name"]) for r in rows[i : i + batch_size]]
+        batch = processor([Example(prompt, audios=[a]) for a in audio], padding_side="left")
+        logits, mask = model.ctc_logits(batch["audio_values"], batch["audio_attention_mask"])  # (B, T, V), (B, T)
+        out += [(logits[j : j + 1, mask[j]], torch.ones(1, int(mask[j].sum()), dtype=torch.bool))
+                for j in range(len(audio))]
+    return out
+
+
+def decode(items, decoder) -> tuple[list[str], float]:
+    """Transcripts of `items` (greedy when `decoder` is None) and the milliseconds a clip."""
+    from tasks.ctc import greedy_decode, to_text
+
+    start = time.perf_counter()
+    texts = [decoder(l, m)[0] if decoder else to_text(greedy_decode(l, m)[0]) for l, m in items]
+    return texts, 1000 * (time.perf_counter() - start) / max(len(items), 1)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="checkpoint with a CTC head")
+    p.add_argument("--clips", required=True, help="audiofolder of held-out clips (metadata.jsonl: file_name, text)")
+    p.add_argument("--lexicon", required=True, help="word list: text file or metadata.jsonl (e.g. the training set's)")
+    p.add_argument("--max-clips", type=int, default=0, help="0 = all")
+    p.add_argument("--word-scores", type=float, nargs="+", default=[0.0, -1.0, -2.0, -3.0, -4.0, -6.0])
+    p.add_argument("--beam-size", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(argv)
+
+    import multimodal as mm
+    from tasks.ctc import normalize
+    from tasks.ctc_lexicon import LexiconDecoder
+    from tasks.metrics import cer, wer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    folder = Path(args.clips)
+    if not (folder / "metadata.jsonl").is_file():
+        raise SystemExit(f"ctc_lexicon: '{folder}' has no metadata.jsonl")
+    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    rows = rows[: args.max_clips] if args.max_clips else rows
+    if len(rows) < 2:
+        raise SystemExit(f"ctc_lexicon: '{folder}' needs at least 2 clips (one to choose the word score, one to report)")
+    model = mm.load(args.model).eval()
+    items = clip_logits(model, folder, rows, args.batch_size)
+    refs = [normalize(r["text"]) for r in rows]
+    half = len(rows) // 2
+    tune, report = slice(0, half), slice(half, None)
+
+    def scores(decoder, part: slice) -> dict:
+        texts, ms = decode(items[part], decoder)
+        return {"wer": wer(refs[part], texts), "cer": cer(refs[part], texts), "ms_per_clip": ms}
+
+    results = {"model": args.model, "clips": str(folder), "n_tune": half, "n_report": len(rows) - half,
+               "lexicon": args.lexicon, "beam_size": args.beam_size, "by_word_score": {}}
+    decoders = {}
+    print(f"{'decoder':<22} {'tune WER':>9} {'report WER':>11} {'report CER':>11} {'ms/clip':>8}")
+    greedy = {"tune": scores(None, tune), "report": scores(None, report)}
+    results["greedy"] = greedy
+    print(f"{'greedy':<22} {greedy['tune']['wer']:>9.3f} {greedy['report']['wer']:>11.3f} "
+          f"{greedy['report']['cer']:>11.3f} {greedy['report']['ms_per_clip']:>8.1f}")
+    for ws in args.word_scores:
+        decoders[ws] = LexiconDecoder(args.lexicon, beam_size=args.beam_size, word_score=ws)
+        r = results["by_word_score"][ws] = {"tune": scores(decoders[ws], tune), "report": scores(decoders[ws], report)}
+        print(f"{f'lexicon, word score {ws:g}':<22} {r['tune']['wer']:>9.3f} {r['report']['wer']:>11.3f} "
+              f"{r['report']['cer']:>11.3f} {r['report']['ms_per_clip']:>8.1f}")
+    best = min(args.word_scores, key=lambda ws: results["by_word_score"][ws]["tune"]["wer"])
+    chosen = results["by_word_score"][best]["report"]
+    known = set(decoders[best].words)
+    report_words = [w for ref in refs[report] for w in ref.split()]
+    results.update(chosen_word_score=best, lexicon_words=len(known),
+                   out_of_lexicon=sum(w not in known for w in report_words) / max(len(report_words), 1))
+    print(f"\nword score chosen on the first {half} clips: {best:g}. On the other {len(rows) - half}: "
+          f"WER {greedy['report']['wer']:.3f} greedy -> {chosen['wer']:.3f} lexicon, "
+          f"CER {greedy['report']['cer']:.3f} -> {chosen['cer']:.3f}; "
+          f"{100 * results['out_of_lexicon']:.1f} % of their words are not among the lexicon's {len(known)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()

@@ -1,0 +1,33 @@
+"""benchmarks/ctc_lexicon.py with a tiny random model: the word score is chosen on one half, reported on the other."""
+
+import json
+
+import numpy as np
+import soundfile
+
+import multimodal as mm
+
+from ..conftest import ROOT
+from . import load_benchmark
+
+
+def test_greedy_and_lexicon_side_by_side(tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, text in enumerate(["the cat sat", "a hat", "on the mat", "the cat"]):
+        soundfile.write(clips / f"{i}.wav", 0.3 * rng.standard_normal(16000).astype(np.float32), 16000)
+        rows.append({"file_name": f"{i}.wav", "text": text})
+    (clips / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "words.txt").write_text("the cat sat a hat\n")  # "on" and "mat" are missing
+    model = mm.build(ROOT / "configs/tiny.yaml", ["heads.ctc=true", "backbone.overrides.initializer_range=0.5"])
+    model.save(tmp_path / "model")
+    results = load_benchmark("ctc_lexicon").main([
+        "--model", str(tmp_path / "model"), "--clips", str(clips), "--lexicon", str(tmp_path / "words.txt"),
+        "--word-scores", "0", "-3", "--json", str(tmp_path / "out.json")])
+    assert results["n_tune"] == 2 and results["n_report"] == 2 and set(results["by_word_score"]) == {0.0, -3.0}
+    tune_wer = {ws: r["tune"]["wer"] for ws, r in results["by_word_score"].items()}
+    assert tune_wer[results["chosen_word_score"]] == min(tune_wer.values())
+    assert results["out_of_lexicon"] == 2 / 5 and results["lexicon_words"] == 5
+    assert json.loads((tmp_path / "out.json").read_text())["greedy"]["report"]["wer"] >= 0
