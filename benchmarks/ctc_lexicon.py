@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import multimodal as mm
     from tasks.ctc import normalize
-    from tasks.ctc_lexicon import LexiconDecoder
+    from tasks.ctc_lexicon import LexiconDecoder, read_words
     from tasks.metrics import cer, wer
 
     if args.threads:
@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> dict:
     rows = rows[: args.max_clips] if args.max_clips else rows
     if len(rows) < 2:
         raise SystemExit(f"ctc_lexicon: '{folder}' needs at least 2 clips (one to choose the word score, one to report)")
+    try:  # read once, before the model runs, so that a bad word list fails in a second
+        words = read_words(args.lexicon)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"ctc_lexicon: {e}") from e
     model = mm.load(args.model).eval()
     items = clip_logits(model, folder, rows, args.batch_size)
     refs = [normalize(r["text"]) for r in rows]
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'greedy':<22} {greedy['tune']['wer']:>9.3f} {greedy['report']['wer']:>11.3f} "
           f"{greedy['report']['cer']:>11.3f} {greedy['report']['ms_per_clip']:>8.1f}")
     for ws in args.word_scores:
-        decoders[ws] = LexiconDecoder(args.lexicon, beam_size=args.beam_size, word_score=ws)
+        decoders[ws] = LexiconDecoder(words, beam_size=args.beam_size, word_score=ws)
         r = results["by_word_score"][ws] = {"tune": scores(decoders[ws], tune), "report": scores(decoders[ws], report)}
         print(f"{f'lexicon, word score {ws:g}':<22} {r['tune']['wer']:>9.3f} {r['report']['wer']:>11.3f} "
               f"{r['report']['cer']:>11.3f} {r['report']['ms_per_clip']:>8.1f}")

@@ -46,9 +46,7 @@ def evaluate(
 
     `lexicon` (decoder='ctc'): a word list or `LexiconDecoder` for the CTC beam search (tasks/ctc_lexicon.py).
     """
-    if lexicon is not None and decoder != "ctc":
-        raise ValueError(f"a lexicon constrains the CTC decoder only; decoder is {decoder!r}")
-    lexicon = as_lexicon_decoder(lexicon)
+    lexicon = as_lexicon_decoder(lexicon, decoder)
     if task.head:  # a classification or tagging head: no generation
         from multimodal.text_heads import evaluate_head
 

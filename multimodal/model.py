@@ -215,12 +215,6 @@ class MultimodalModel(nn.Module):
         logits, mask = self.ctc_logits(audio_values, audio_attention_mask)
         return lexicon(logits, mask) if lexicon is not None else [to_text(p) for p in greedy_decode(logits, mask)]
 
-    def ctc_transcribe(self, audio_values: torch.Tensor, audio_attention_mask: torch.Tensor) -> list[list[tuple[str, int]]]:
-        """Greedy CTC best paths, (character, frame) per clip: the fast decoder."""
-        from tasks.ctc import greedy_decode
-
-        return greedy_decode(*self.ctc_logits(audio_values, audio_attention_mask))
-
     @torch.no_grad()
     def generate(self, batch: dict[str, torch.Tensor], generation: Any = None) -> list[str]:
         """Decode a left-padded batch from `Processor`; returns one text per row (see multimodal.generation)."""

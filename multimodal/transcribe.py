@@ -110,9 +110,7 @@ def transcribe(
         raise ValueError("this model has no audio encoder")
     if decoder == "ctc" and "ctc" not in model.heads:
         raise ValueError("this model has no CTC head: use decoder='lm'")
-    if lexicon is not None and decoder != "ctc":
-        raise ValueError(f"a lexicon constrains the CTC decoder only; decoder is {decoder!r}")
-    lexicon = as_lexicon_decoder(lexicon)
+    lexicon = as_lexicon_decoder(lexicon, decoder)
     model.eval()
     task = get_task("transcribe")
     processor = Processor(model)

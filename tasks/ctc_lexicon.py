@@ -74,8 +74,8 @@ class LexiconDecoder:
             raise ValueError(f"CTC logits have {logits.shape[-1]} classes, the lexicon decoder expects {len(TOKENS)}")
         n_clips, n_frames, _ = logits.shape
         lengths = frame_mask.sum(1).cpu()  # (N,)
-        # Each lexicon spelling ends in a word boundary, which the CTC head emits between words but rarely after
-        # the last one: one certain boundary frame after each clip's last real frame lets its last word finish.
+        # Each lexicon spelling ends in a word boundary, which the CTC head emits between words but not always
+        # after the last one: one certain boundary frame after each clip's last real frame lets its last word finish.
         log_probs = torch.full((n_clips, n_frames + 1, len(TOKENS)), -1e4)  # (N, T + 1, V)
         log_probs[:, :n_frames] = logits.detach().float().log_softmax(-1).cpu()
         log_probs[torch.arange(n_clips), lengths, :] = -1e4
@@ -86,6 +86,12 @@ class LexiconDecoder:
         return texts
 
 
-def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[str] | None") -> "LexiconDecoder | None":
-    """None stays None (greedy decoding); a decoder is used as is; anything else is a word list to build one from."""
+def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[str] | None",
+                       decoder: str = "ctc") -> "LexiconDecoder | None":
+    """None stays None (greedy decoding); a decoder is used as is; anything else is a word list to build one from.
+
+    `decoder` is the caller's decoder choice: a lexicon constrains the CTC decoder only.
+    """
+    if lexicon is not None and decoder != "ctc":
+        raise ValueError(f"a lexicon constrains the CTC decoder only; decoder is {decoder!r}")
     return lexicon if lexicon is None or isinstance(lexicon, LexiconDecoder) else LexiconDecoder(lexicon)

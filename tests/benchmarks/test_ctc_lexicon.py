@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import soundfile
 
 import multimodal as mm
@@ -31,3 +32,10 @@ def test_greedy_and_lexicon_side_by_side(tmp_path):
     assert tune_wer[results["chosen_word_score"]] == min(tune_wer.values())
     assert results["out_of_lexicon"] == 2 / 5 and results["lexicon_words"] == 5
     assert json.loads((tmp_path / "out.json").read_text())["greedy"]["report"]["wer"] >= 0
+
+
+def test_a_missing_word_list_stops_before_the_model_runs(tmp_path):
+    (tmp_path / "metadata.jsonl").write_text('{"file_name": "a.wav", "text": "a"}\n{"file_name": "b.wav", "text": "b"}\n')
+    with pytest.raises(SystemExit, match="nowhere.txt"):
+        load_benchmark("ctc_lexicon").main(["--model", str(tmp_path / "no_model"), "--clips", str(tmp_path),
+                                            "--lexicon", str(tmp_path / "nowhere.txt")])

@@ -123,7 +123,7 @@ def test_ctc_head_stage_one_trains_the_encoder_only(tiny_config_path):
     assert any(n.startswith("heads.ctc") for n in grads) and any(n.startswith("encoders.audio") for n in grads)
     assert not any(n.startswith(("backbone.", "adapters.")) for n in grads)  # the LM is not even run
     model.eval()
-    paths = model.ctc_transcribe(batch["audio_values"], batch["audio_attention_mask"])
+    paths = model.ctc_texts(batch["audio_values"], batch["audio_attention_mask"])
     assert len(paths) == 2
 
 
