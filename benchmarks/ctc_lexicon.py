@@ -1,14 +1,16 @@
 """The CTC head read greedily against a lexicon beam search, on the same clips in the same run.
 
     .venv/bin/python benchmarks/ctc_lexicon.py --model runs/asr_stage1/best --clips data/speech/eval \
-        --lexicon data/speech/train/metadata.jsonl
+        --lexicon data/speech/train/metadata.jsonl [--lm runs/words.arpa]
 
 The CTC logits of every clip are computed once. The clips are split in two halves: the word score (added per
 emitted word) is chosen on the first half from `--word-scores`, and greedy decoding and the lexicon search at
 that score are reported on the second, so the figure is not tuned on the clips it reports. Prints WER, CER
 and decoding milliseconds per clip (the search only; the encoder is shared) for each word score and decoder,
-and the share of the reported clips' words that the lexicon lacks (those can only be errors). `--json FILE`
-keeps the table.
+and the share of the reported clips' words that the lexicon lacks (those can only be errors). With `--lm` (a
+word n-gram file, e.g. from `multimodal ngram` on the training transcripts), the lexicon search with the LM
+joins the table: its LM weight and word score are chosen together on the first half in the same way.
+`--json FILE` keeps the table.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--lexicon", required=True, help="word list: text file or metadata.jsonl (e.g. the training set's)")
     p.add_argument("--max-clips", type=int, default=0, help="0 = all")
     p.add_argument("--word-scores", type=float, nargs="+", default=[0.0, -1.0, -2.0, -3.0, -4.0, -6.0])
+    p.add_argument("--lm", help="word n-gram LM (ARPA / KenLM binary) to add to the lexicon search")
+    p.add_argument("--lm-weights", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0])
+    p.add_argument("--lm-word-scores", type=float, nargs="+", default=[-2.0, 0.0, 2.0])
     p.add_argument("--beam-size", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
@@ -78,6 +83,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"ctc_lexicon: '{folder}' needs at least 2 clips (one to choose the word score, one to report)")
     try:  # read once, before the model runs, so that a bad word list fails in a second
         words = read_words(args.lexicon)
+        if args.lm and not Path(args.lm).is_file():
+            raise FileNotFoundError(f"n-gram LM file not found: {args.lm!r}")
     except (OSError, ValueError) as e:
         raise SystemExit(f"ctc_lexicon: {e}") from e
     model = mm.load(args.model).eval()
@@ -109,10 +116,24 @@ def main(argv: list[str] | None = None) -> dict:
     report_words = [w for ref in refs[report] for w in ref.split()]
     results.update(chosen_word_score=best, lexicon_words=len(known),
                    out_of_lexicon=sum(w not in known for w in report_words) / max(len(report_words), 1))
+    if args.lm:
+        results.update(lm=args.lm, by_lm_weight={})
+        for weight in args.lm_weights:
+            for ws in args.lm_word_scores:
+                decoder = LexiconDecoder(words, beam_size=args.beam_size, word_score=ws, lm=args.lm, lm_weight=weight)
+                r = results["by_lm_weight"][f"{weight:g}/{ws:g}"] = {"tune": scores(decoder, tune),
+                                                                   "report": scores(decoder, report)}
+                print(f"{f'+ LM {weight:g}, word {ws:g}':<22} {r['tune']['wer']:>9.3f} {r['report']['wer']:>11.3f} "
+                      f"{r['report']['cer']:>11.3f} {r['report']['ms_per_clip']:>8.1f}")
+        results["chosen_lm"] = min(results["by_lm_weight"], key=lambda k: results["by_lm_weight"][k]["tune"]["wer"])
     print(f"\nword score chosen on the first {half} clips: {best:g}. On the other {len(rows) - half}: "
           f"WER {greedy['report']['wer']:.3f} greedy -> {chosen['wer']:.3f} lexicon, "
           f"CER {greedy['report']['cer']:.3f} -> {chosen['cer']:.3f}; "
           f"{100 * results['out_of_lexicon']:.1f} % of their words are not among the lexicon's {len(known)}")
+    if args.lm:
+        with_lm = results["by_lm_weight"][results["chosen_lm"]]["report"]
+        print(f"with the LM (weight/word score {results['chosen_lm']}, chosen on the first half): "
+              f"WER {with_lm['wer']:.3f}, CER {with_lm['cer']:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return results

@@ -9,6 +9,7 @@ import sys
 USER_ERRORS = (ValueError, FileNotFoundError, OSError)  # bad input: one clear line, no traceback
 LEXICON_HELP = ("with --decoder ctc: a word list (text file, or a metadata.jsonl whose \"text\" fields give the words); "
                 "the CTC output is read by a beam search that writes only these words")
+LM_HELP = "with --lexicon: a word n-gram LM (ARPA or KenLM binary, e.g. from `multimodal ngram`) in that search"
 
 
 def _build(args: argparse.Namespace) -> None:
@@ -51,7 +52,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     rows = load_rows(args.data, task, "skip" if args.skip_bad_rows else "error", split="validation")
     model = mm.load(args.model)
     metrics = evaluate(model, rows, task, batch_size=args.batch_size, max_examples=args.max_examples, progress=True,
-                       decoder=args.decoder, lexicon=args.lexicon)
+                       decoder=args.decoder, lexicon=args.lexicon, lm=args.lm)
     _print_metrics(metrics, args.format)
 
 
@@ -78,7 +79,8 @@ def _transcribe(args: argparse.Namespace) -> int:
         args.output_dir = "."
     model = mm.load(args.model)
     failed = 0
-    for result in transcribe(model, args.files, decoder=args.decoder, batch_size=args.batch_size, lexicon=args.lexicon):
+    for result in transcribe(model, args.files, decoder=args.decoder, batch_size=args.batch_size, lexicon=args.lexicon,
+                             lm=args.lm):
         if result.error:
             failed += 1
             print(f"multimodal transcribe: skipped {result.error}", file=sys.stderr)
@@ -184,6 +186,15 @@ def _data(args: argparse.Namespace) -> None:
         print(f"wrote {args.out} ({info['duration_s'] / 60:.1f} min) and its reference transcript next to it")
 
 
+def _ngram(args: argparse.Namespace) -> None:
+    from tasks.ctc_lexicon import read_texts
+    from tasks.ngram_lm import write_arpa
+
+    texts = [text for source in args.texts for text in read_texts(source, what="text")]
+    counts = write_arpa(texts, args.out, order=args.order)
+    print(f"wrote {args.out}: " + ", ".join(f"{n:,} {k}-grams" for k, n in counts.items()))
+
+
 def _demo(args: argparse.Namespace) -> None:
     from multimodal.demo import run
 
@@ -226,6 +237,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=["table", "json"], default="table")
     e.add_argument("--decoder", choices=["lm", "ctc"], default="lm", help="transcribe: LM generation or CTC head")
     e.add_argument("--lexicon", help=LEXICON_HELP)
+    e.add_argument("--lm", help=LM_HELP)
     e.set_defaults(func=_evaluate)
 
     tr = sub.add_parser("transcribe", help="transcribe audio files of any length (any format ffmpeg reads)")
@@ -235,6 +247,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--output-dir", help="also write FILE_STEM.FORMAT here (srt/vtt: default the current dir)")
     tr.add_argument("--decoder", choices=["lm", "ctc"], default="lm", help="LM generation, or the fast CTC head")
     tr.add_argument("--lexicon", help=LEXICON_HELP)
+    tr.add_argument("--lm", help=LM_HELP)
     tr.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
     tr.set_defaults(func=_transcribe)
 
@@ -302,6 +315,12 @@ def parser() -> argparse.ArgumentParser:
     ner.add_argument("--eval", type=int, default=500, help="sentences from held-out templates (default: %(default)s)")
     ner.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=_data)
+
+    ng = sub.add_parser("ngram", help="estimate a word n-gram LM (ARPA) from transcripts, for transcribe --lm")
+    ng.add_argument("texts", nargs="+", help="text files (one sentence a line) or metadata.jsonl files (their \"text\")")
+    ng.add_argument("--out", required=True, help="ARPA file to write, e.g. runs/words.arpa")
+    ng.add_argument("--order", type=int, default=3, help="n of the n-grams (default: %(default)s)")
+    ng.set_defaults(func=_ngram)
 
     d = sub.add_parser("demo", help="train the multi-task demo model (or reuse it) and show it at work")
     d.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")

@@ -41,12 +41,14 @@ def evaluate(
     return_outputs: bool = False,
     decoder: str = "lm",
     lexicon: Any = None,
+    lm: str | None = None,
 ) -> dict[str, Any]:
     """{"loss": ..., <metric>: ..., "n_examples": ...} on (the first `max_examples` of) `rows`.
 
-    `lexicon` (decoder='ctc'): a word list or `LexiconDecoder` for the CTC beam search (tasks/ctc_lexicon.py).
+    `lexicon` (decoder='ctc'): a word list or `LexiconDecoder` for the CTC beam search (tasks/ctc_lexicon.py);
+    `lm`: a word n-gram file that scores the words in that search.
     """
-    lexicon = as_lexicon_decoder(lexicon, decoder)
+    lexicon = as_lexicon_decoder(lexicon, decoder, lm)
     if task.head:  # a classification or tagging head: no generation
         from multimodal.text_heads import evaluate_head
 

@@ -98,11 +98,13 @@ def transcribe(
     sample_rate: int | None = None,
     progress: bool = True,
     lexicon: Any = None,
+    lm: str | None = None,
 ) -> Iterator[Transcript]:
     """Transcripts of `sources` (paths or arrays at `sample_rate`), yielded in input order as each completes.
 
     `lexicon` (decoder='ctc' only): a word list (file, metadata.jsonl or strings) or a `LexiconDecoder`; the CTC
-    head's output is then read by a beam search that emits only those words (tasks/ctc_lexicon.py).
+    head's output is then read by a beam search that emits only those words (tasks/ctc_lexicon.py). `lm`: a word
+    n-gram file (ARPA or KenLM binary, e.g. `multimodal ngram`) that scores the words in that search.
     """
     if decoder not in ("lm", "ctc"):
         raise ValueError(f"decoder must be 'lm' or 'ctc', got {decoder!r}")
@@ -110,7 +112,7 @@ def transcribe(
         raise ValueError("this model has no audio encoder")
     if decoder == "ctc" and "ctc" not in model.heads:
         raise ValueError("this model has no CTC head: use decoder='lm'")
-    lexicon = as_lexicon_decoder(lexicon, decoder)
+    lexicon = as_lexicon_decoder(lexicon, decoder, lm)
     model.eval()
     task = get_task("transcribe")
     processor = Processor(model)

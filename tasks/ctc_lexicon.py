@@ -6,6 +6,9 @@ king"). The search is flashlight-text's (torchaudio's `ctc_decoder`), with no la
 word adds `word_score` to a hypothesis's log-probability, and a negative score prefers fewer, longer words to
 splits such as "mount in". The lexicon is any word list: a text file, the `text` fields of a metadata.jsonl
 (e.g. the training transcripts), or strings in Python.
+
+With `lm=`, a word n-gram LM (an ARPA or KenLM binary file, e.g. from tasks/ngram_lm.py) scores each word in
+the beam as well, weighted by `lm_weight`: the search then prefers word sequences the LM has seen.
 """
 
 from __future__ import annotations
@@ -24,49 +27,68 @@ WORD_BOUNDARY = "|"  # flashlight's word-boundary ("silence") token stands for t
 TOKENS = [WORD_BOUNDARY if c == " " else c for c in VOCAB]  # same indices as VOCAB
 DEFAULT_BEAM_SIZE = 50
 DEFAULT_WORD_SCORE = -4.0  # chosen on half of the held-out synthetic speech, reported on the other half (README)
+DEFAULT_LM_WEIGHT = 1.0  # with an n-gram LM (log10 scores); chosen the same way, with its own word score
+DEFAULT_LM_WORD_SCORE = 0.0
+
+
+def read_texts(source: str | os.PathLike | Iterable[str], what: str = "lexicon") -> list[str]:
+    """The lines of a text file, the "text" fields of a .jsonl file, or the strings given; `what` names it in errors."""
+    if not isinstance(source, (str, os.PathLike)):
+        return [str(text) for text in source]
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {os.fspath(source)!r}")
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if path.suffix != ".jsonl":
+        return lines
+    return [_jsonl_text(path, n, line, what) for n, line in enumerate(lines, 1) if line.strip()]
 
 
 def read_words(source: str | os.PathLike | Iterable[str]) -> list[str]:
     """Sorted distinct words (CTC alphabet) of a text file, of the "text" fields of a .jsonl file, or of strings."""
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"lexicon file not found: {os.fspath(source)!r}")
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        texts = [_jsonl_text(path, n, line) for n, line in enumerate(lines, 1) if line.strip()] \
-            if path.suffix == ".jsonl" else lines
-    else:
-        texts = [source] if isinstance(source, str) else list(source)
-    words = sorted({w for text in texts for w in normalize(str(text)).split()})
+    texts = read_texts(source)
+    words = sorted({w for text in texts for w in normalize(text).split()})
     if not words:
         raise ValueError(f"lexicon {os.fspath(source) if isinstance(source, os.PathLike) else source!r} holds no words")
     return words
 
 
-def _jsonl_text(path: Path, n: int, line: str) -> str:
+def _jsonl_text(path: Path, n: int, line: str, what: str) -> str:
     try:
         return str(json.loads(line)["text"])
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"lexicon {path}: line {n} is not a JSON object with a 'text' field") from e
+        raise ValueError(f"{what} {path}: line {n} is not a JSON object with a 'text' field") from e
 
 
 class LexiconDecoder:
-    """Beam search over CTC log-probabilities that emits only words of `words` (see `read_words`)."""
+    """Beam search over CTC log-probabilities that emits only words of `words` (see `read_words`).
+
+    `lm`: an ARPA or KenLM binary word n-gram file whose log10 scores, times `lm_weight`, join each word's score;
+    `word_score` defaults to DEFAULT_WORD_SCORE without an LM and DEFAULT_LM_WORD_SCORE with one.
+    """
 
     def __init__(self, words: str | os.PathLike | Iterable[str], beam_size: int = DEFAULT_BEAM_SIZE,
-                 word_score: float = DEFAULT_WORD_SCORE):
+                 word_score: float | None = None, lm: str | os.PathLike | None = None,
+                 lm_weight: float = DEFAULT_LM_WEIGHT):
         try:
             from torchaudio.models.decoder import ctc_decoder
             import flashlight.lib.text  # noqa: F401  (torchaudio's decoder needs it; its own error is vaguer)
         except ImportError as e:
             raise ImportError("the lexicon decoder needs the flashlight-text package: pip install flashlight-text") from e
-        self.words = read_words(words)
+        if lm is not None and not Path(lm).is_file():
+            raise FileNotFoundError(f"n-gram LM file not found: {os.fspath(lm)!r}")
+        if word_score is None:
+            word_score = DEFAULT_WORD_SCORE if lm is None else DEFAULT_LM_WORD_SCORE
+        self.words, self.lm = read_words(words), lm
         with tempfile.TemporaryDirectory() as tmp:  # flashlight reads the lexicon from a file, once
             lexicon = Path(tmp) / "lexicon.txt"
             lexicon.write_text("".join(f"{w} {' '.join(w)} {WORD_BOUNDARY}\n" for w in self.words), encoding="utf-8")
-            self._search = ctc_decoder(lexicon=str(lexicon), tokens=TOKENS, lm=None, beam_size=beam_size,
-                                       word_score=word_score, sil_token=WORD_BOUNDARY, blank_token=TOKENS[BLANK],
-                                       unk_word="<unk>")
+            try:
+                self._search = ctc_decoder(lexicon=str(lexicon), tokens=TOKENS, lm=None if lm is None else os.fspath(lm),
+                                           lm_weight=lm_weight, beam_size=beam_size, word_score=word_score,
+                                           sil_token=WORD_BOUNDARY, blank_token=TOKENS[BLANK], unk_word="<unk>")
+            except RuntimeError as e:  # KenLM's own message for a file it cannot parse
+                raise ValueError(f"n-gram LM {os.fspath(lm)!r} could not be read: {e}") from e
 
     def __call__(self, logits: torch.Tensor, frame_mask: torch.Tensor) -> list[str]:
         """One transcript per clip. logits (N, T, V) from the CTC head; frame_mask (N, T) marks real frames."""
@@ -87,11 +109,16 @@ class LexiconDecoder:
 
 
 def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[str] | None",
-                       decoder: str = "ctc") -> "LexiconDecoder | None":
+                       decoder: str = "ctc", lm: str | os.PathLike | None = None) -> "LexiconDecoder | None":
     """None stays None (greedy decoding); a decoder is used as is; anything else is a word list to build one from.
 
-    `decoder` is the caller's decoder choice: a lexicon constrains the CTC decoder only.
+    `decoder` is the caller's decoder choice: a lexicon constrains the CTC decoder only. `lm` (an n-gram file)
+    joins the search, and needs a lexicon.
     """
     if lexicon is not None and decoder != "ctc":
         raise ValueError(f"a lexicon constrains the CTC decoder only; decoder is {decoder!r}")
-    return lexicon if lexicon is None or isinstance(lexicon, LexiconDecoder) else LexiconDecoder(lexicon)
+    if lm is not None and (lexicon is None or isinstance(lexicon, LexiconDecoder)):
+        raise ValueError("an n-gram LM needs a lexicon (a word list) to search with; give both")
+    if lexicon is None or isinstance(lexicon, LexiconDecoder):
+        return lexicon
+    return LexiconDecoder(lexicon, lm=lm)

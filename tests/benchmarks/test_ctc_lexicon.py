@@ -33,9 +33,22 @@ def test_greedy_and_lexicon_side_by_side(tmp_path):
     assert results["out_of_lexicon"] == 2 / 5 and results["lexicon_words"] == 5
     assert json.loads((tmp_path / "out.json").read_text())["greedy"]["report"]["wer"] >= 0
 
+    from tasks.ngram_lm import write_arpa
+
+    write_arpa([r["text"] for r in rows], tmp_path / "words.arpa")
+    results = load_benchmark("ctc_lexicon").main([
+        "--model", str(tmp_path / "model"), "--clips", str(clips), "--lexicon", str(tmp_path / "words.txt"),
+        "--word-scores", "-3", "--lm", str(tmp_path / "words.arpa"), "--lm-weights", "0.5", "2",
+        "--lm-word-scores", "0"])
+    assert set(results["by_lm_weight"]) == {"0.5/0", "2/0"} and results["chosen_lm"] in results["by_lm_weight"]
+
 
 def test_a_missing_word_list_stops_before_the_model_runs(tmp_path):
     (tmp_path / "metadata.jsonl").write_text('{"file_name": "a.wav", "text": "a"}\n{"file_name": "b.wav", "text": "b"}\n')
     with pytest.raises(SystemExit, match="nowhere.txt"):
         load_benchmark("ctc_lexicon").main(["--model", str(tmp_path / "no_model"), "--clips", str(tmp_path),
                                             "--lexicon", str(tmp_path / "nowhere.txt")])
+    (tmp_path / "words.txt").write_text("a b\n")
+    with pytest.raises(SystemExit, match="nowhere.arpa"):
+        load_benchmark("ctc_lexicon").main(["--model", str(tmp_path / "no_model"), "--clips", str(tmp_path),
+                                            "--lexicon", str(tmp_path / "words.txt"), "--lm", str(tmp_path / "nowhere.arpa")])

@@ -84,6 +84,22 @@ def test_ctc_lexicon_writes_only_lexicon_words(tiny_asr, audio_files, tmp_path, 
         evaluate(mm.load(tiny_asr), [], get_task("transcribe"), lexicon=["a"])
 
 
+def test_ngram_lm_from_transcripts_joins_the_lexicon_search(tiny_asr, audio_files, tmp_path, capsys):
+    rows = [{"file_name": f"{i}.wav", "text": t} for i, t in enumerate(["The cat sat on the mat.", "a hat", "the cat"])]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["ngram", str(tmp_path / "metadata.jsonl"), "--out", str(tmp_path / "lm" / "words.arpa")]) == 0
+    assert "3-grams" in capsys.readouterr().out and (tmp_path / "lm" / "words.arpa").read_text().startswith("\\data\\")
+    code = main(["transcribe", str(audio_files / "long.wav"), "--model", str(tiny_asr), "--decoder", "ctc",
+                 "--lexicon", str(tmp_path / "metadata.jsonl"), "--lm", str(tmp_path / "lm" / "words.arpa")])
+    out, _ = capsys.readouterr()
+    assert code == 0 and set(out.split()) <= {"the", "cat", "sat", "on", "mat", "a", "hat"}, out
+    assert main(["transcribe", str(audio_files / "long.wav"), "--model", str(tiny_asr), "--decoder", "ctc",
+                 "--lm", str(tmp_path / "lm" / "words.arpa")]) == 2
+    assert "needs a lexicon" in capsys.readouterr().err
+    assert main(["ngram", str(tmp_path / "nowhere.jsonl"), "--out", str(tmp_path / "x.arpa")]) == 2
+    assert "nowhere.jsonl" in capsys.readouterr().err
+
+
 def test_cli_json_srt_and_a_bad_file(tiny_asr, audio_files, tmp_path, capsys):
     code = main(["transcribe", str(audio_files / "long.wav"), str(audio_files / "broken.wav"), "--model", str(tiny_asr),
                  "--format", "json"])

@@ -1,0 +1,108 @@
+"""The Kneser-Ney ARPA writer: proper distributions, KN's continuation counts, KenLM reads what we mean, and the
+LM changes what the lexicon search writes."""
+
+import math
+
+import pytest
+import torch
+
+from tasks.ctc_lexicon import LexiconDecoder, as_lexicon_decoder
+from tasks.ngram_lm import BOS, EOS, UNK, write_arpa
+
+from .test_ctc_lexicon import logits_for, spelled
+
+TEXTS = ["The cat sat on the mat.", "the cat ran", "A dog sat on the mat", "the dog ran away", "a cat", "San Francisco",
+         "in San Francisco", "the fog of San Francisco", "a dog in the fog", "the cat in the hat sat"]
+
+
+def read_arpa(path) -> tuple[dict, dict]:
+    """log10 probabilities and back-off weights by n-gram tuple, read back from the file (the format's semantics)."""
+    probs, backoffs, order = {}, {}, 0
+    for line in path.read_text().splitlines():
+        if line.startswith("\\") and line.endswith("-grams:"):
+            order = int(line[1:].split("-")[0])
+        elif order and line.strip() and not line.startswith("\\"):
+            fields = line.split("\t")
+            ngram = tuple(fields[1].split())
+            assert len(ngram) == order, line
+            probs[ngram] = float(fields[0])
+            if len(fields) == 3:
+                backoffs[ngram] = float(fields[2])
+    return probs, backoffs
+
+
+def log10_prob(probs: dict, backoffs: dict, context: tuple, word: str) -> float:
+    """ARPA back-off: the longest listed n-gram, plus the back-off weights of the contexts cut on the way."""
+    context = tuple(w if (w,) in probs else UNK for w in context)
+    word = word if (word,) in probs else UNK
+    if context + (word,) in probs:
+        return probs[context + (word,)]
+    return backoffs.get(context, 0.0) + log10_prob(probs, backoffs, context[1:], word) if context else probs[(word,)]
+
+
+@pytest.fixture
+def arpa(tmp_path):
+    path = tmp_path / "words.arpa"
+    counts = write_arpa(TEXTS, path, order=3)
+    assert counts[1] == len({w for t in TEXTS for w in t.lower().strip(".").split()}) + 3  # + <s> </s> <unk>
+    return path
+
+
+def test_every_context_is_a_distribution(arpa):
+    probs, backoffs = read_arpa(arpa)
+    vocabulary = [g[0] for g in probs if len(g) == 1 and g[0] != BOS]
+    for context in [(), (BOS,), ("the",), (BOS, "the"), ("the", "cat"), ("sat", "on"), ("mat", "ran"), ("zebra",)]:
+        total = sum(10 ** log10_prob(probs, backoffs, context[-2:], w) for w in vocabulary)
+        assert total == pytest.approx(1.0, abs=1e-4), context
+    assert probs[(BOS,)] == -99 and (EOS,) in probs and (UNK,) in probs
+
+
+def test_kneser_ney_counts_contexts_not_occurrences(arpa):
+    # "francisco" occurs 3 times but only ever after "san"; "sat" occurs 3 times after 2 distinct words. A unigram
+    # estimate by occurrences would rank them equal; KN's continuation counts rank "francisco" below "sat".
+    probs, _ = read_arpa(arpa)
+    assert probs[("francisco",)] < probs[("sat",)]
+    assert probs[("san", "francisco")] > math.log10(0.5)  # and after "san" it is nearly certain
+
+
+def test_kenlm_reads_the_probabilities_we_wrote(arpa):
+    from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
+
+    words = ["the", "cat", "sat", "on", "mat", "zebra", EOS, UNK]
+    dictionary = Dictionary()
+    for w in words:
+        dictionary.add_entry(w)
+    lm, ours = KenLM(str(arpa), dictionary), read_arpa(arpa)
+    state, context = lm.start(False), (BOS,)
+    for w in ["the", "cat", "sat", "on", "the", "zebra"]:
+        state, score = lm.score(state, dictionary.get_index(w))
+        assert score == pytest.approx(log10_prob(*ours, context[-2:], w), abs=1e-4), w
+        context += (w,)
+    assert lm.finish(state)[1] == pytest.approx(log10_prob(*ours, context[-2:], EOS), abs=1e-4)
+
+
+def test_the_lm_picks_the_word_it_has_seen(tmp_path):
+    # "ca?" is heard as p (0.55) over t (0.45): the lexicon alone writes "cap"; an LM that has read "the cat sat"
+    # (and "cap" only elsewhere) writes "cat".
+    write_arpa(["the cat sat"] * 5 + ["a cap"], tmp_path / "lm.arpa")
+    frames = spelled("the cap sat", {6: {"p": 0.55, "t": 0.45}})
+    logits, mask = logits_for(frames), torch.ones(1, len(frames), dtype=torch.bool)
+    words = ["the", "cat", "cap", "sat", "a"]
+    assert LexiconDecoder(words)(logits, mask) == ["the cap sat"]
+    assert LexiconDecoder(words, lm=tmp_path / "lm.arpa")(logits, mask) == ["the cat sat"]
+
+
+def test_bad_lm_input_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.arpa"):
+        LexiconDecoder(["a"], lm=tmp_path / "nowhere.arpa")
+    (tmp_path / "bad.arpa").write_text("not an arpa file\n")
+    with pytest.raises(ValueError, match="bad.arpa"):
+        LexiconDecoder(["a"], lm=tmp_path / "bad.arpa")
+    with pytest.raises(ValueError, match="needs a lexicon"):
+        as_lexicon_decoder(None, "ctc", lm=tmp_path / "bad.arpa")
+    with pytest.raises(ValueError, match="no words"):
+        write_arpa(["!!!", ""], tmp_path / "empty.arpa")
+    with pytest.raises(ValueError, match="order"):
+        write_arpa(["a b"], tmp_path / "zero.arpa", order=0)
+    assert not list(tmp_path.glob("*.tmp"))
