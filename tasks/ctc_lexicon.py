@@ -27,7 +27,7 @@ WORD_BOUNDARY = "|"  # flashlight's word-boundary ("silence") token stands for t
 TOKENS = [WORD_BOUNDARY if c == " " else c for c in VOCAB]  # same indices as VOCAB
 DEFAULT_BEAM_SIZE = 50
 DEFAULT_WORD_SCORE = -4.0  # chosen on half of the held-out synthetic speech, reported on the other half (README)
-DEFAULT_LM_WEIGHT = 1.0  # with an n-gram LM (log10 scores); chosen the same way, with its own word score
+DEFAULT_LM_WEIGHT = 2.0  # with an n-gram LM (log10 scores); chosen the same way, with its own word score
 DEFAULT_LM_WORD_SCORE = 0.0
 
 

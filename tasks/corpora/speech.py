@@ -141,7 +141,11 @@ def _plan(split: str, seed: int, accents: list[str], variants: dict[str, list[st
 
 
 def _synthesize_all(utterances: list[Utterance], pool):
-    """Waveforms in the order of `utterances`, as they are ready (in-process when there is no pool)."""
+    """Waveforms in the order of `utterances`, as they are ready (in-process when there is no pool).
+
+    The pool is one of threads: the work is espeak-ng's process and soxr, which both run outside the GIL. A
+    forked process pool, as before, hung a test run once: forking a process whose torch threads are running.
+    """
     if pool is None:
         return map(synthesize, utterances)
     return pool.imap(synthesize, utterances, chunksize=POOL_CHUNK)
@@ -180,11 +184,9 @@ def generate_speech_corpus(
     "voices": {"accents", "train_variants", "eval_only_variants"}}``. Existing split folders are replaced.
     Raises MissingSpeechSynthesizer / MissingSentenceSource when espeak-ng / fortunes are not installed.
     """
-    import multiprocessing
+    from multiprocessing.pool import ThreadPool
 
     from tqdm.auto import tqdm
-
-    import encoders.audio_io  # noqa: F401 - imported once here, so forked workers do not each import torch
 
     if hours <= 0 or not 0 <= eval_fraction < 1:
         raise ValueError(f"need hours > 0 and 0 <= eval_fraction < 1, got hours={hours}, eval_fraction={eval_fraction}")
@@ -192,7 +194,7 @@ def generate_speech_corpus(
     texts, variants = split_sentences(), split_variants(installed_variants)
     out = Path(out)
     summary: dict = {}
-    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
+    pool = ThreadPool(workers) if workers > 1 else None  # see _synthesize_all
     try:
         with tqdm(total=round(hours * 3600), desc="speech", unit="s audio") as progress:
             for split, share in (("train", 1 - eval_fraction), ("eval", eval_fraction)):
@@ -223,11 +225,9 @@ def long_recording(out_path: Path, minutes: float, seed: int = 0, voice: str | N
     `voice` ("en-gb+f3"), or one drawn from all accents and variants (eval-only ones included), with one
     speed and pitch drawn from the corpus ranges.
     """
-    import multiprocessing
+    from multiprocessing.pool import ThreadPool
 
     import soundfile
-
-    import encoders.audio_io  # noqa: F401 - imported once here, so forked workers do not each import torch
 
     accents, installed_variants = espeak_voices()
     rng = np.random.default_rng([seed, len(SPLITS)])
@@ -239,7 +239,7 @@ def long_recording(out_path: Path, minutes: float, seed: int = 0, voice: str | N
     order = (i for _ in itertools.count() for i in rng.permutation(len(texts)))  # endless reshuffled epochs
     target_n = minutes * 60 * SAMPLE_RATE
     pieces, segments, n_samples = [], [], 0
-    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
+    pool = ThreadPool(workers) if workers > 1 else None  # see _synthesize_all
     try:
         while n_samples < target_n:
             batch = [Utterance(texts[next(order)], voice, speed, pitch) for _ in range(BATCH_MIN)]
