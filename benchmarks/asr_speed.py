@@ -9,6 +9,11 @@ memory is its own; the wall time counts reading the audio and transcribing, not 
     .venv/bin/python benchmarks/asr_speed.py --model runs/asr/best --minutes 1 10 --reference pocketsphinx --threads 1
     .venv/bin/python benchmarks/asr_speed.py --model runs/asr/best --clips data/speech/eval --max-clips 200 \
         --reference pocketsphinx --threads 1
+    .venv/bin/python benchmarks/asr_speed.py --model runs/asr_ctc/best --decoder ctc ctc-lm --minutes 10 \
+        --lexicon data/speech/train/metadata.jsonl --lm runs/words.arpa
+
+`ctc-lm` is the CTC head read by the lexicon beam search with the word n-gram LM (`--lexicon`, `--lm`); the
+search is built (word list read, LM loaded) before the clock starts, like the model.
 
 Prints duration, wall time, real-time factor (wall / duration), peak RSS and corpus WER/CER per system.
 Both systems' transcripts are scored by `tasks.metrics` wer/cer, which lowercase and drop punctuation first
@@ -41,6 +46,7 @@ from peak_memory import peak_rss_gb
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 16000  # pocketsphinx's en-us model and our audio encoder both take 16 kHz
 POCKETSPHINX = "pocketsphinx"
+CTC_LM = "ctc-lm"  # the CTC head through the lexicon search with a word n-gram LM
 INSTALL_POCKETSPHINX = ".venv/bin/pip install pocketsphinx==5.1.1  (or: .venv/bin/pip install -e '.[bench]')"
 
 
@@ -110,7 +116,8 @@ def pocketsphinx_clip(decoder, pcm: bytes) -> str:
     return decoder.hyp().hypstr if decoder.hyp() else ""
 
 
-def child(system: str, files: list[str], model_dir: str | None, batch_size: int, threads: int | None, clips: bool) -> None:
+def child(system: str, files: list[str], model_dir: str | None, batch_size: int, threads: int | None, clips: bool,
+          lexicon: str | None = None, lm: str | None = None) -> None:
     """Runs in its own process: load, transcribe `files`, print one JSON line with the texts and the costs."""
     if system == POCKETSPHINX:
         from pocketsphinx import Decoder
@@ -131,10 +138,14 @@ def child(system: str, files: list[str], model_dir: str | None, batch_size: int,
 
         if threads:
             torch.set_num_threads(threads)
+        from tasks.ctc_lexicon import LexiconDecoder
+
         model = mm.load(model_dir)
+        search = LexiconDecoder(lexicon, lm=lm) if system == CTC_LM else None
         rss_loaded = peak_rss_gb()
         t = time.perf_counter()
-        results = model.transcribe(list(files), decoder=system, batch_size=batch_size)
+        results = model.transcribe(list(files), decoder="ctc" if search else system, batch_size=batch_size,
+                                   lexicon=search)
         texts, duration_s = [r.text for r in results], sum(r.duration_s for r in results)
     seconds = time.perf_counter() - t
     print(json.dumps({"seconds": seconds, "duration_s": duration_s, "peak_rss_gb": peak_rss_gb(),
@@ -153,7 +164,9 @@ def main() -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--minutes", type=float, nargs="*", default=None,
                    help="long-recording durations (default 0.17 1 10, or none with --clips)")
-    p.add_argument("--decoder", nargs="*", default=["lm", "ctc"], choices=["lm", "ctc"])
+    p.add_argument("--decoder", nargs="*", default=["lm", "ctc"], choices=["lm", "ctc", CTC_LM])
+    p.add_argument("--lexicon", help=f"{CTC_LM}: the word list (text file or metadata.jsonl)")
+    p.add_argument("--lm", help=f"{CTC_LM}: the word n-gram LM (ARPA / KenLM binary)")
     p.add_argument("--reference", nargs="*", default=[], choices=[POCKETSPHINX], help="other systems on the same files")
     p.add_argument("--clips", help="an audiofolder of short held-out clips (metadata.jsonl: file_name, text)")
     p.add_argument("--max-clips", type=int, default=200)
@@ -164,8 +177,11 @@ def main() -> None:
     p.add_argument("--child-clips", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        child(args.child[0], args.child[1:], args.model, args.batch_size, args.threads, args.child_clips)
+        child(args.child[0], args.child[1:], args.model, args.batch_size, args.threads, args.child_clips,
+              args.lexicon, args.lm)
         return
+    if CTC_LM in args.decoder and not (args.lexicon and args.lm):
+        sys.exit(f"--decoder {CTC_LM} needs --lexicon and --lm")
     if POCKETSPHINX in args.reference and importlib.util.find_spec("pocketsphinx") is None:
         sys.exit(f"pocketsphinx is not installed; it is a benchmark-only dependency:\n  {INSTALL_POCKETSPHINX}")
     sys.path.insert(0, str(ROOT))
@@ -192,6 +208,7 @@ def main() -> None:
         for system in args.decoder + args.reference:
             command = [sys.executable, __file__, "--model", args.model, "--batch-size", str(args.batch_size)]
             command += (["--threads", str(args.threads)] if args.threads else []) + (["--child-clips"] if clips else [])
+            command += ["--lexicon", args.lexicon, "--lm", args.lm] if system == CTC_LM else []
             out = subprocess.run(command + ["--child", system, *files], capture_output=True, text=True, env=env)
             name = system if system == POCKETSPHINX else f"ours {system}"
             if out.returncode != 0:

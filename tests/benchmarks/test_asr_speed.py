@@ -31,3 +31,23 @@ def test_stereo_at_another_rate_becomes_16_khz_mono(tmp_path):
     waveform = np.frombuffer(pcm, dtype="<i2") / 32768
     assert len(waveform) == 16000 and duration_s == 1.0
     assert abs(np.sqrt(np.mean(waveform[1000:-1000] ** 2)) - 0.5 / np.sqrt(2)) < 0.01  # the tone's RMS survives
+
+
+def test_ctc_lm_child_transcribes_with_the_lexicon_and_lm(tmp_path, capsys):
+    import json
+
+    import multimodal as mm
+    from tasks.ngram_lm import write_arpa
+
+    from ..conftest import ROOT
+
+    bench = load_benchmark("asr_speed")
+    mm.build(ROOT / "configs/tiny.yaml", ["heads.ctc=true", "backbone.overrides.initializer_range=0.5"]).save(tmp_path / "m")
+    soundfile.write(tmp_path / "a.wav", 0.3 * np.random.default_rng(0).standard_normal(16000).astype(np.float32), 16000)
+    (tmp_path / "words.txt").write_text("the cat sat\na hat\n")
+    write_arpa(["the cat sat", "a hat"], tmp_path / "words.arpa")
+    bench.child(bench.CTC_LM, [str(tmp_path / "a.wav")], str(tmp_path / "m"), 2, 1, True,
+                str(tmp_path / "words.txt"), str(tmp_path / "words.arpa"))
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["duration_s"] == 1.0 and result["texts"][0], result
+    assert set(result["texts"][0].split()) <= {"the", "cat", "sat", "a", "hat"}, result
