@@ -117,8 +117,10 @@ def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[s
     """
     if lexicon is not None and decoder != "ctc":
         raise ValueError(f"a lexicon constrains the CTC decoder only; decoder is {decoder!r}")
-    if lm is not None and (lexicon is None or isinstance(lexicon, LexiconDecoder)):
+    if lm is not None and lexicon is None:
         raise ValueError("an n-gram LM needs a lexicon (a word list) to search with; give both")
+    if lm is not None and isinstance(lexicon, LexiconDecoder):
+        raise ValueError("the lexicon is an already built LexiconDecoder: give it the LM as LexiconDecoder(..., lm=)")
     if lexicon is None or isinstance(lexicon, LexiconDecoder):
         return lexicon
     return LexiconDecoder(lexicon, lm=lm)

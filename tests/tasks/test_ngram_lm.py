@@ -101,6 +101,8 @@ def test_bad_lm_input_is_named(tmp_path):
         LexiconDecoder(["a"], lm=tmp_path / "bad.arpa")
     with pytest.raises(ValueError, match="needs a lexicon"):
         as_lexicon_decoder(None, "ctc", lm=tmp_path / "bad.arpa")
+    with pytest.raises(ValueError, match="already built"):
+        as_lexicon_decoder(LexiconDecoder(["a"]), "ctc", lm=tmp_path / "bad.arpa")
     with pytest.raises(ValueError, match="no words"):
         write_arpa(["!!!", ""], tmp_path / "empty.arpa")
     with pytest.raises(ValueError, match="order"):
