@@ -187,10 +187,10 @@ def _data(args: argparse.Namespace) -> None:
 
 
 def _ngram(args: argparse.Namespace) -> None:
-    from tasks.ctc_lexicon import read_texts
+    from multimodal.text_files import read_texts
     from tasks.ngram_lm import write_arpa
 
-    texts = [text for source in args.texts for text in read_texts(source, what="text")]
+    texts = [text for source in args.texts for text in read_texts(source)]
     counts = write_arpa(texts, args.out, order=args.order)
     print(f"wrote {args.out}: " + ", ".join(f"{n:,} {k}-grams" for k, n in counts.items()))
 
@@ -317,7 +317,7 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_data)
 
     ng = sub.add_parser("ngram", help="estimate a word n-gram LM (ARPA) from transcripts, for transcribe --lm")
-    ng.add_argument("texts", nargs="+", help="text files (one sentence a line) or metadata.jsonl files (their \"text\")")
+    ng.add_argument("texts", nargs="+", help="text files (one sentence a line), or JSONL / JSON / CSV with a `text` column (e.g. metadata.jsonl)")
     ng.add_argument("--out", required=True, help="ARPA file to write, e.g. runs/words.arpa")
     ng.add_argument("--order", type=int, default=3, help="n of the n-grams (default: %(default)s)")
     ng.set_defaults(func=_ngram)

@@ -31,33 +31,33 @@ DEFAULT_LM_WEIGHT = 2.0  # with an n-gram LM (log10 scores); chosen the same way
 DEFAULT_LM_WORD_SCORE = 0.0
 
 
-def read_texts(source: str | os.PathLike | Iterable[str], what: str = "lexicon") -> list[str]:
-    """The lines of a text file, the "text" fields of a .jsonl file, or the strings given; `what` names it in errors."""
+def _read_texts(source: str | os.PathLike | Iterable[str]) -> list[str]:
+    """The lines of a text file, the "text" fields of a .jsonl file, or the strings given."""
     if not isinstance(source, (str, os.PathLike)):
         return [str(text) for text in source]
     path = Path(source)
     if not path.is_file():
-        raise FileNotFoundError(f"{what} file not found: {os.fspath(source)!r}")
+        raise FileNotFoundError(f"lexicon file not found: {os.fspath(source)!r}")
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     if path.suffix != ".jsonl":
         return lines
-    return [_jsonl_text(path, n, line, what) for n, line in enumerate(lines, 1) if line.strip()]
+    return [_jsonl_text(path, n, line) for n, line in enumerate(lines, 1) if line.strip()]
 
 
 def read_words(source: str | os.PathLike | Iterable[str]) -> list[str]:
     """Sorted distinct words (CTC alphabet) of a text file, of the "text" fields of a .jsonl file, or of strings."""
-    texts = read_texts(source)
+    texts = _read_texts(source)
     words = sorted({w for text in texts for w in normalize(text).split()})
     if not words:
         raise ValueError(f"lexicon {os.fspath(source) if isinstance(source, os.PathLike) else source!r} holds no words")
     return words
 
 
-def _jsonl_text(path: Path, n: int, line: str, what: str) -> str:
+def _jsonl_text(path: Path, n: int, line: str) -> str:
     try:
         return str(json.loads(line)["text"])
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{what} {path}: line {n} is not a JSON object with a 'text' field") from e
+        raise ValueError(f"lexicon {path}: line {n} is not a JSON object with a 'text' field") from e
 
 
 class LexiconDecoder:
@@ -79,7 +79,7 @@ class LexiconDecoder:
             raise FileNotFoundError(f"n-gram LM file not found: {os.fspath(lm)!r}")
         if word_score is None:
             word_score = DEFAULT_WORD_SCORE if lm is None else DEFAULT_LM_WORD_SCORE
-        self.words, self.lm = read_words(words), lm
+        self.words = read_words(words)
         with tempfile.TemporaryDirectory() as tmp:  # flashlight reads the lexicon from a file, once
             lexicon = Path(tmp) / "lexicon.txt"
             lexicon.write_text("".join(f"{w} {' '.join(w)} {WORD_BOUNDARY}\n" for w in self.words), encoding="utf-8")
