@@ -36,7 +36,13 @@ class AudioEncoderConfig:
     conv_dim: list[int] = field(default_factory=lambda: [256] * 7)
     conv_kernel: list[int] = field(default_factory=lambda: [10, 3, 3, 3, 3, 2, 2])
     conv_stride: list[int] = field(default_factory=lambda: [5, 2, 2, 2, 2, 2, 2])  # total 320 = 20 ms frames
-    mask_time_prob: float = 0.05  # SpecAugment-style time masking, applied only in training mode
+    # SpecAugment, in training mode only. Time: about `mask_time_prob` of the frames masked, in spans of up to
+    # `mask_time_length` frames (wav2vec2: 20 ms encoder frames; speech2text: 10 ms filterbank frames).
+    # Frequency: about `mask_feature_prob` of the channels (wav2vec2: hidden features; speech2text: mel bins).
+    mask_time_prob: float = 0.05
+    mask_time_length: int = 10
+    mask_feature_prob: float = 0.0
+    mask_feature_length: int = 10
     layerdrop: float = 0.0
 
 
@@ -75,8 +81,33 @@ def _hf_config(config: AudioEncoderConfig):
         do_stable_layer_norm=True,
         conv_bias=True,
         mask_time_prob=config.mask_time_prob,
+        mask_time_length=config.mask_time_length,
+        mask_feature_prob=config.mask_feature_prob,
+        mask_feature_length=config.mask_feature_length,
         layerdrop=config.layerdrop,
     )
+
+
+def spec_augment(features: torch.Tensor, config: AudioEncoderConfig) -> torch.Tensor:
+    """Log-mel ``(B, T, F)`` with SpecAugment's time and frequency masks, drawn independently per utterance.
+
+    torchaudio's masks have widths uniform in [0, length), so ``share / (length / 2)`` masks per axis cover about
+    ``share`` of it. Masked values become 0, the utterance mean after the extractor's normalisation.
+    """
+    from torchaudio.transforms import FrequencyMasking, TimeMasking
+
+    specgram = features.transpose(1, 2).unsqueeze(1)  # (B, 1, F, T): torchaudio's (..., freq, time)
+    n_frames, n_bins = features.shape[1], features.shape[2]
+    for share, length, n_positions, masking in (
+        (config.mask_time_prob, config.mask_time_length, n_frames, TimeMasking),
+        (config.mask_feature_prob, config.mask_feature_length, n_bins, FrequencyMasking),
+    ):
+        width = min(length, n_positions)
+        if share <= 0 or width < 2:
+            continue
+        for _ in range(max(1, round(share * n_positions / (width / 2)))):
+            specgram = masking(width, iid_masks=True)(specgram)
+    return specgram.squeeze(1).transpose(1, 2)  # (B, T, F)
 
 
 class AudioEncoder(nn.Module):
@@ -94,7 +125,12 @@ class AudioEncoder(nn.Module):
                 self.model = AutoModel.from_pretrained(config.name).get_encoder()
             else:
                 self.model = AutoModel.from_pretrained(
-                    config.name, mask_time_prob=config.mask_time_prob, layerdrop=config.layerdrop
+                    config.name,
+                    mask_time_prob=config.mask_time_prob,
+                    mask_time_length=config.mask_time_length,
+                    mask_feature_prob=config.mask_feature_prob,
+                    mask_feature_length=config.mask_feature_length,
+                    layerdrop=config.layerdrop,
                 )
         elif config.arch == "speech2text":
             from transformers.models.speech_to_text.modeling_speech_to_text import Speech2TextEncoder
@@ -123,6 +159,8 @@ class AudioEncoder(nn.Module):
             attention_mask = torch.ones(input_values.shape[:2], dtype=torch.long, device=input_values.device)
         attention_mask = attention_mask.long()
         if self.is_mel:
+            if self.training:
+                input_values = spec_augment(input_values, self.config)
             features = self.model(input_values, attention_mask=attention_mask).last_hidden_state  # (B, T, D)
             lengths = self.model._get_feat_extract_output_lengths(attention_mask.sum(-1))  # (B,)
             mask = torch.arange(features.shape[1], device=features.device) < lengths.unsqueeze(1)  # (B, T)

@@ -1,9 +1,13 @@
-"""The log-mel front end (arch speech2text): lengths, masks and batch independence."""
+"""The log-mel front end (arch speech2text): lengths, masks, batch independence and SpecAugment."""
+
+import dataclasses
 
 import numpy as np
 import torch
 
+import encoders.audio
 from encoders import AudioEncoder, AudioEncoderConfig
+from encoders.audio import spec_augment
 
 TINY = AudioEncoderConfig(arch="speech2text", hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
                           conv_dim=[32, 32])  # two stride-2 convolutions: 40 ms frames
@@ -40,3 +44,34 @@ def test_one_convolution_gives_20_ms_frames():
     encoder = AudioEncoder(config).eval()
     values, mask = encoder.preprocess([np.zeros(16000, np.float32) + 0.01, np.zeros(7000, np.float32) + 0.01])
     assert encoder(values, mask).mask.sum(1).tolist() == encoder.output_lengths(torch.tensor([16000, 7000])).tolist() == [49, 21]
+
+
+def test_spec_augment_masks_whole_spans_per_utterance():
+    torch.manual_seed(0)
+    config = dataclasses.replace(TINY, mask_time_prob=0.2, mask_time_length=20, mask_feature_prob=0.15,
+                                 mask_feature_length=12)
+    features = torch.ones(4, 1000, 80)  # (B, T, F)
+    masked = spec_augment(features, config)
+    assert masked.shape == features.shape
+    frames_masked = (masked == 0).all(dim=2)  # (B, T): a time mask zeroes every bin of a frame
+    bins_masked = (masked == 0).all(dim=1)  # (B, F): a frequency mask zeroes a bin in every frame
+    zero = masked == 0
+    assert torch.equal(zero, frames_masked[:, :, None] | bins_masked[:, None, :])  # nothing else is touched
+    time_share, bin_share = frames_masked.float().mean(1), bins_masked.float().mean(1)  # (B,)
+    assert ((time_share > 0.08) & (time_share <= 0.2)).all(), time_share
+    assert ((bin_share > 0.02) & (bin_share <= 0.15)).all(), bin_share
+    assert not torch.equal(frames_masked[0], frames_masked[1])  # independent draws per utterance
+
+
+def test_spec_augment_off_and_only_in_training(monkeypatch):
+    features = torch.randn(2, 50, 80)
+    off = dataclasses.replace(TINY, mask_time_prob=0.0, mask_feature_prob=0.0)
+    assert torch.equal(spec_augment(features, off), features)
+    calls = []
+    monkeypatch.setattr(encoders.audio, "spec_augment", lambda values, config: calls.append(1) or values)
+    encoder = AudioEncoder(TINY)
+    values, mask = encoder.preprocess([np.random.default_rng(2).standard_normal(8000).astype(np.float32)])
+    encoder.eval()(values, mask)
+    assert calls == []
+    encoder.train()(values, mask)
+    assert calls == [1]
