@@ -118,7 +118,7 @@ def _caption(args: argparse.Namespace) -> int:
 
 
 def _input_texts(args: argparse.Namespace) -> list[str]:
-    from multimodal.text_files import read_texts
+    from tasks.text_files import read_texts
 
     if bool(args.texts) == bool(args.file):
         raise ValueError("give the texts as arguments or --file F, one of the two")
@@ -127,7 +127,7 @@ def _input_texts(args: argparse.Namespace) -> list[str]:
 
 def _classify(args: argparse.Namespace) -> None:
     from multimodal.classify import ZERO_SHOT_DEFAULT, format_predictions, load_text_model
-    from multimodal.text_files import read_shots
+    from tasks.text_files import read_shots
 
     texts = _input_texts(args)
     labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
@@ -187,7 +187,7 @@ def _data(args: argparse.Namespace) -> None:
 
 
 def _ngram(args: argparse.Namespace) -> None:
-    from multimodal.text_files import read_texts
+    from tasks.text_files import read_texts
     from tasks.ngram_lm import write_arpa
 
     texts = [text for source in args.texts for text in read_texts(source)]

@@ -13,7 +13,6 @@ the beam as well, weighted by `lm_weight`: the search then prefers word sequence
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Iterable
 import torch
 
 from tasks.ctc import BLANK, VOCAB, normalize
+from tasks.text_files import read_texts
 
 WORD_BOUNDARY = "|"  # flashlight's word-boundary ("silence") token stands for the space of VOCAB
 TOKENS = [WORD_BOUNDARY if c == " " else c for c in VOCAB]  # same indices as VOCAB
@@ -31,33 +31,14 @@ DEFAULT_LM_WEIGHT = 2.0  # with an n-gram LM (log10 scores); chosen the same way
 DEFAULT_LM_WORD_SCORE = 0.0
 
 
-def _read_texts(source: str | os.PathLike | Iterable[str]) -> list[str]:
-    """The lines of a text file, the "text" fields of a .jsonl file, or the strings given."""
-    if not isinstance(source, (str, os.PathLike)):
-        return [str(text) for text in source]
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"lexicon file not found: {os.fspath(source)!r}")
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    if path.suffix != ".jsonl":
-        return lines
-    return [_jsonl_text(path, n, line) for n, line in enumerate(lines, 1) if line.strip()]
-
-
 def read_words(source: str | os.PathLike | Iterable[str]) -> list[str]:
-    """Sorted distinct words (CTC alphabet) of a text file, of the "text" fields of a .jsonl file, or of strings."""
-    texts = _read_texts(source)
+    """Sorted distinct words (CTC alphabet) of a file's texts (tasks/text_files.py: plain text, or the `text`
+    field of JSONL / JSON / CSV rows, e.g. a metadata.jsonl) or of strings."""
+    texts = read_texts(source) if isinstance(source, (str, os.PathLike)) else [str(text) for text in source]
     words = sorted({w for text in texts for w in normalize(text).split()})
     if not words:
         raise ValueError(f"lexicon {os.fspath(source) if isinstance(source, os.PathLike) else source!r} holds no words")
     return words
-
-
-def _jsonl_text(path: Path, n: int, line: str) -> str:
-    try:
-        return str(json.loads(line)["text"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"lexicon {path}: line {n} is not a JSON object with a 'text' field") from e
 
 
 class LexiconDecoder:

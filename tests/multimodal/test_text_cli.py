@@ -9,7 +9,7 @@ import pytest
 import multimodal as mm
 from multimodal.cli import main
 from multimodal.config import load_config
-from multimodal.text_files import read_shots, read_texts
+from tasks.text_files import read_shots, read_texts
 
 from .corpora import text_file
 from .tiny_text_backbones import build as build_backbone

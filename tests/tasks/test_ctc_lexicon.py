@@ -64,7 +64,7 @@ def test_bad_word_lists_are_named(tmp_path):
     with pytest.raises(ValueError, match="empty.txt.*no words"):
         read_words(tmp_path / "empty.txt")
     (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"caption": "no text"}\n')
-    with pytest.raises(ValueError, match="bad.jsonl: line 2"):
+    with pytest.raises(ValueError, match="bad.jsonl. line 2"):
         read_words(tmp_path / "bad.jsonl")
     with pytest.raises(ValueError, match="classes"):
         LexiconDecoder(["a"])(torch.zeros(1, 3, 5), torch.ones(1, 3, dtype=torch.bool))

@@ -1,4 +1,5 @@
-"""Texts to classify or tag, read from a file: JSONL / JSON / CSV with a `text` column, or plain text.
+"""Texts read from a file (to classify or tag, a lexicon, n-gram LM text): JSONL / JSON / CSV with a `text`
+column, or plain text.
 
 - `.jsonl`: one JSON object per line with a `text` field (other fields are ignored);
 - `.json`: a list of such objects (or of strings);
