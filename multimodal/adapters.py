@@ -73,7 +73,8 @@ def build_projector(kind: str, dim_in: int, hidden: int, dim_out: int) -> nn.Mod
 class Adapter(nn.Module):
     """Encoder features (B, T, D_enc) -> LM input tokens (B, T', D_lm) with their mask (B, T')."""
 
-    def __init__(self, config: AdapterConfig, in_dim: int, out_dim: int):
+    def __init__(self, config: AdapterConfig, in_dim: int, out_dim: int, out_scale: float = 1.0):
+        """`out_scale`: the starting gain of `out_norm` (build() passes the RMS of the LM's token embeddings)."""
         super().__init__()
         if config.factor < 1:
             raise ValueError(f"adapter factor must be >= 1, got {config.factor}")
@@ -87,6 +88,13 @@ class Adapter(nn.Module):
         else:
             self.norm = nn.Identity()
         self.proj = build_projector(config.projector, reduced_dim, config.hidden_dim or out_dim, out_dim)
+        if config.out_norm == "rmsnorm":
+            self.out_norm = nn.RMSNorm(out_dim)
+            nn.init.constant_(self.out_norm.weight, out_scale)
+        elif config.out_norm == "none":
+            self.out_norm = nn.Identity()
+        else:
+            raise ValueError(f"unknown adapter out_norm {config.out_norm!r}; valid: none, rmsnorm")
         self.out_dim = out_dim
 
     def n_tokens(self, n_encoder_tokens: int | torch.Tensor, grid: tuple[int, int] | None = None):
@@ -110,4 +118,4 @@ class Adapter(nn.Module):
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         elif c.reduction == "stack":
             x, mask = stack_frames(x, mask, c.factor)
-        return self.proj(self.norm(x)), mask  # (B, T', D_lm), (B, T')
+        return self.out_norm(self.proj(self.norm(x))), mask  # (B, T', D_lm), (B, T')

@@ -40,6 +40,7 @@ def build(
     if config.backbone.pretrained:
         pretrained_parts["backbone"] = config.backbone.name
     lm_width = backbone.get_input_embeddings().embedding_dim
+    embedding_rms = float(backbone.get_input_embeddings().weight.detach().float().pow(2).mean(-1).sqrt().mean())
 
     encoders, adapters = {}, {}
     image_cfg, audio_cfg = config.encoders.image, config.encoders.audio
@@ -49,12 +50,12 @@ def build(
         if not pretrained and image_cfg.source == "timm":
             image_cfg = dataclasses.replace(image_cfg, pretrained="")
         encoders["image"] = VisionEncoder(image_cfg)
-        adapters["image"] = Adapter(config.adapters.image, encoders["image"].out_dim, lm_width)
+        adapters["image"] = Adapter(config.adapters.image, encoders["image"].out_dim, lm_width, embedding_rms)
     if audio_cfg is not None:
         if audio_cfg.name:
             pretrained_parts["audio_encoder"] = audio_cfg.name
         encoders["audio"] = AudioEncoder(audio_cfg)
-        adapters["audio"] = Adapter(config.adapters.audio, encoders["audio"].out_dim, lm_width)
+        adapters["audio"] = Adapter(config.adapters.audio, encoders["audio"].out_dim, lm_width, embedding_rms)
 
     heads = {}
     if config.heads.ctc:

@@ -36,6 +36,9 @@ class AdapterConfig:
     projector: Literal["linear", "mlp", "swiglu"] = "mlp"
     hidden_dim: int = 0  # MLP width; 0 = the LM's width
     norm: Literal["none", "layernorm", "rmsnorm"] = "layernorm"  # applied to the reduced features
+    # After the projector (as in Ultravox): RMSNorm whose gain starts at the RMS of the LM's token embeddings, so
+    # the tokens stay at the scale of the text around them instead of growing into a loud constant prompt.
+    out_norm: Literal["none", "rmsnorm"] = "none"
 
 
 @dataclass

@@ -51,3 +51,28 @@ def test_adapter_shapes(projector, norm):
     tokens, mask = audio(EncoderOutput(torch.randn(2, 23, 16), mask_in))
     assert tokens.shape == (2, 5, 24)
     assert mask.sum(1).tolist() == [audio.n_tokens(23), audio.n_tokens(9)] == [5, 2]
+
+
+def test_out_norm_keeps_tokens_at_the_given_scale():
+    config = AdapterConfig(reduction="stack", factor=2, projector="mlp", out_norm="rmsnorm")
+    adapter = Adapter(config, 8, 16, out_scale=0.13)
+    for loudness in (0.01, 1.0, 1000.0):  # whatever the projector's output scale, each token has RMS = the gain
+        tokens, _ = adapter(EncoderOutput(loudness * torch.randn(2, 6, 8), torch.ones(2, 6, dtype=torch.bool)))
+        assert torch.allclose(tokens.pow(2).mean(-1).sqrt(), torch.full((2, 3), 0.13), rtol=1e-3)
+    plain = Adapter(AdapterConfig(reduction="stack", factor=2, projector="mlp", norm="none"), 8, 16)
+    loud, _ = plain(EncoderOutput(1000.0 * torch.randn(2, 6, 8), torch.ones(2, 6, dtype=torch.bool)))
+    assert loud.pow(2).mean(-1).sqrt().min() > 1.0  # without it the scale passes through
+    with pytest.raises(ValueError, match="out_norm 'batchnorm'"):
+        Adapter(AdapterConfig(out_norm="batchnorm"), 8, 16)
+
+
+def test_build_starts_out_norm_at_the_lm_embedding_scale():
+    from multimodal import build
+    from multimodal.config import load_config
+    from tests.conftest import TINY
+
+    model = build(load_config(TINY, ["adapters.audio.out_norm=rmsnorm"]))
+    embeddings = model.backbone.get_input_embeddings().weight.detach()
+    rms = embeddings.pow(2).mean(-1).sqrt().mean()
+    assert torch.allclose(model.adapters["audio"].out_norm.weight, rms.expand(embeddings.shape[1]))
+    assert isinstance(model.adapters["image"].out_norm, torch.nn.Identity)  # off by default
