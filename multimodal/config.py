@@ -37,7 +37,8 @@ class AdapterConfig:
     hidden_dim: int = 0  # MLP width; 0 = the LM's width
     norm: Literal["none", "layernorm", "rmsnorm"] = "layernorm"  # applied to the reduced features
     # After the projector (as in Ultravox): RMSNorm whose gain starts at the RMS of the LM's token embeddings, so
-    # the tokens stay at the scale of the text around them instead of growing into a loud constant prompt.
+    # the tokens stay at the scale of the text around them. In our stage-2 speech run it held the scale but the
+    # tokens still collapsed to one direction (README), so it is off by default.
     out_norm: Literal["none", "rmsnorm"] = "none"
 
 
