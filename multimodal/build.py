@@ -40,7 +40,9 @@ def build(
     if config.backbone.pretrained:
         pretrained_parts["backbone"] = config.backbone.name
     lm_width = backbone.get_input_embeddings().embedding_dim
-    embedding_rms = float(backbone.get_input_embeddings().weight.detach().float().pow(2).mean(-1).sqrt().mean())
+    embedding_rms = 1.0  # out_norm's starting gain; measured only when an adapter has one (a pass over the vocab)
+    if "rmsnorm" in (config.adapters.image.out_norm, config.adapters.audio.out_norm):
+        embedding_rms = float(backbone.get_input_embeddings().weight.detach().float().pow(2).mean(-1).sqrt().mean())
 
     encoders, adapters = {}, {}
     image_cfg, audio_cfg = config.encoders.image, config.encoders.audio
