@@ -117,6 +117,12 @@ class AudioEncoder(nn.Module):
         super().__init__()
         if config.arch not in ARCHS:
             raise ValueError(f"unknown audio arch {config.arch!r}: use one of {ARCHS}")
+        for key in ("mask_time_prob", "mask_feature_prob"):
+            if not 0.0 <= getattr(config, key) < 1.0:
+                raise ValueError(f"encoders.audio.{key} must be in [0, 1), got {getattr(config, key)}")
+        for key in ("mask_time_length", "mask_feature_length"):
+            if getattr(config, key) < 1:
+                raise ValueError(f"encoders.audio.{key} must be >= 1, got {getattr(config, key)}")
         self.config = config
         if config.name:  # hub names and local dirs take the same path
             from transformers import AutoModel

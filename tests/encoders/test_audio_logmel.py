@@ -3,6 +3,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 import encoders.audio
@@ -75,3 +76,9 @@ def test_spec_augment_off_and_only_in_training(monkeypatch):
     assert calls == []
     encoder.train()(values, mask)
     assert calls == [1]
+
+
+def test_bad_spec_augment_settings_are_named():
+    for key, value in (("mask_time_prob", 1.5), ("mask_feature_prob", -0.1), ("mask_time_length", 0)):
+        with pytest.raises(ValueError, match=f"encoders.audio.{key}"):
+            AudioEncoder(dataclasses.replace(TINY, **{key: value}))
