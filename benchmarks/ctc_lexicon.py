@@ -5,7 +5,9 @@
 
 The CTC logits of every clip are computed once. The clips are split in two halves: the word score (added per
 emitted word) is chosen on the first half from `--word-scores`, and greedy decoding and the lexicon search at
-that score are reported on the second, so the figure is not tuned on the clips it reports. Prints WER, CER
+that score are reported on the second, so the figure is not tuned on the clips it reports. A phone CTC head
+(heads.ctc_units: phonemes) is read greedily as phones and scored against the references' phones (its WER
+and CER are then phone and IPA-character error rates); its lexicon search writes words. Prints WER, CER
 and decoding milliseconds per clip (the search only; the encoder is shared) for each word score and decoder,
 and the share of the reported clips' words that the lexicon lacks (those can only be errors). With `--lm` (a
 word n-gram file, e.g. from `multimodal ngram` on the training transcripts), the lexicon search with the LM
@@ -42,12 +44,17 @@ def clip_logits(model, folder: Path, rows: list[dict], batch_size: int) -> list[
     return out
 
 
-def decode(items, decoder) -> tuple[list[str], float]:
-    """Transcripts of `items` (greedy when `decoder` is None) and the milliseconds a clip."""
-    from tasks.ctc import greedy_decode, to_text
+def decode(items, decoder, units: str = "chars") -> tuple[list[str], float]:
+    """Transcripts of `items` (greedy when `decoder` is None: phones for a phone head) and the milliseconds a clip."""
+    from tasks import ctc, phonemes
+
+    def greedy(logits, mask):
+        if units == "phonemes":
+            return phonemes.to_text(ctc.greedy_decode(logits, mask, phonemes.VOCAB)[0])
+        return ctc.to_text(ctc.greedy_decode(logits, mask)[0])
 
     start = time.perf_counter()
-    texts = [decoder(l, m)[0] if decoder else to_text(greedy_decode(l, m)[0]) for l, m in items]
+    texts = [decoder(l, m)[0] if decoder else greedy(l, m) for l, m in items]
     return texts, 1000 * (time.perf_counter() - start) / max(len(items), 1)
 
 
@@ -69,7 +76,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import multimodal as mm
     from tasks.ctc import normalize
-    from tasks.ctc_lexicon import LexiconDecoder, read_words
+    from tasks import phonemes
+    from tasks.ctc_lexicon import LexiconDecoder, read_lexicon_texts
     from tasks.metrics import cer, wer
 
     if args.threads:
@@ -82,31 +90,36 @@ def main(argv: list[str] | None = None) -> dict:
     if len(rows) < 2:
         raise SystemExit(f"ctc_lexicon: '{folder}' needs at least 2 clips (one to choose the word score, one to report)")
     try:  # read once, before the model runs, so that a bad word list fails in a second
-        words = read_words(args.lexicon)
+        words = read_lexicon_texts(args.lexicon)  # texts: a phone head's lexicon reads words in their sentences
         if args.lm and not Path(args.lm).is_file():
             raise FileNotFoundError(f"n-gram LM file not found: {args.lm!r}")
     except (OSError, ValueError) as e:
         raise SystemExit(f"ctc_lexicon: {e}") from e
     model = mm.load(args.model).eval()
     items = clip_logits(model, folder, rows, args.batch_size)
+    units = model.config.heads.ctc_units
     refs = [normalize(r["text"]) for r in rows]
+    # Greedy decoding of a phone head writes phones: it is scored against the references' phones (WER = PER).
+    greedy_refs = refs if units == "chars" else [" ".join(phonemes.phones(r["text"], phonemes.accent_of(r.get("voice"))))
+                                                 for r in rows]
     half = len(rows) // 2
     tune, report = slice(0, half), slice(half, None)
 
     def scores(decoder, part: slice) -> dict:
-        texts, ms = decode(items[part], decoder)
-        return {"wer": wer(refs[part], texts), "cer": cer(refs[part], texts), "ms_per_clip": ms}
+        texts, ms = decode(items[part], decoder, units)
+        truth = refs if decoder else greedy_refs
+        return {"wer": wer(truth[part], texts), "cer": cer(truth[part], texts), "ms_per_clip": ms}
 
     results = {"model": args.model, "clips": str(folder), "n_tune": half, "n_report": len(rows) - half,
-               "lexicon": args.lexicon, "beam_size": args.beam_size, "by_word_score": {}}
+               "lexicon": args.lexicon, "beam_size": args.beam_size, "units": units, "by_word_score": {}}
     decoders = {}
     print(f"{'decoder':<22} {'tune WER':>9} {'report WER':>11} {'report CER':>11} {'ms/clip':>8}")
     greedy = {"tune": scores(None, tune), "report": scores(None, report)}
     results["greedy"] = greedy
-    print(f"{'greedy':<22} {greedy['tune']['wer']:>9.3f} {greedy['report']['wer']:>11.3f} "
+    print(f"{'greedy' if units == 'chars' else 'greedy (phone rates)':<22} {greedy['tune']['wer']:>9.3f} {greedy['report']['wer']:>11.3f} "
           f"{greedy['report']['cer']:>11.3f} {greedy['report']['ms_per_clip']:>8.1f}")
     for ws in args.word_scores:
-        decoders[ws] = LexiconDecoder(words, beam_size=args.beam_size, word_score=ws)
+        decoders[ws] = LexiconDecoder(words, beam_size=args.beam_size, word_score=ws, units=units)
         r = results["by_word_score"][ws] = {"tune": scores(decoders[ws], tune), "report": scores(decoders[ws], report)}
         print(f"{f'lexicon, word score {ws:g}':<22} {r['tune']['wer']:>9.3f} {r['report']['wer']:>11.3f} "
               f"{r['report']['cer']:>11.3f} {r['report']['ms_per_clip']:>8.1f}")
@@ -120,7 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
         results.update(lm=args.lm, by_lm_weight={})
         for weight in args.lm_weights:
             for ws in args.lm_word_scores:
-                decoder = LexiconDecoder(words, beam_size=args.beam_size, word_score=ws, lm=args.lm, lm_weight=weight)
+                decoder = LexiconDecoder(words, beam_size=args.beam_size, word_score=ws, lm=args.lm, lm_weight=weight,
+                                         units=units)
                 r = results["by_lm_weight"][f"{weight:g}/{ws:g}"] = {"tune": scores(decoder, tune),
                                                                    "report": scores(decoder, report)}
                 print(f"{f'+ LM {weight:g}, word {ws:g}':<22} {r['tune']['wer']:>9.3f} {r['report']['wer']:>11.3f} "

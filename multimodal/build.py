@@ -63,9 +63,10 @@ def build(
     if config.heads.ctc:
         if "audio" not in encoders:
             raise ValueError("heads.ctc needs an audio encoder (encoders.audio is null)")
-        from tasks.ctc import VOCAB
+        from tasks import ctc, phonemes
 
-        heads["ctc"] = torch.nn.Linear(encoders["audio"].out_dim, len(VOCAB))
+        vocab = phonemes.VOCAB if config.heads.ctc_units == "phonemes" else ctc.VOCAB
+        heads["ctc"] = torch.nn.Linear(encoders["audio"].out_dim, len(vocab))
     heads.update(_text_heads(config, lm_width))
 
     tokenizer.add_tokens([PLACEHOLDERS[m] for m in encoders], special_tokens=True)

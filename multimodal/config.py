@@ -56,7 +56,10 @@ class AdaptersConfig:
 
 @dataclass
 class HeadsConfig:
-    ctc: bool = False  # a character CTC head on the audio encoder: stage-1 speech training and a fast decoder
+    ctc: bool = False  # a CTC head on the audio encoder: stage-1 speech training and a fast decoder
+    # What the CTC head predicts: characters (tasks/ctc.py), or espeak-ng phones (tasks/phonemes.py), which
+    # need a lexicon to become words (the search gives each word its pronunciations).
+    ctc_units: Literal["chars", "phonemes"] = "chars"
     classify: Optional[ClassifyHeadConfig] = None  # a classifier on pooled backbone states (task classify_head)
     tag: Optional[TagHeadConfig] = None  # a BIO token tagger for named entities (task ner)
 

@@ -259,7 +259,8 @@ class Collator:
         from multimodal.processor import Example
 
         batch = self.processor(
-            [Example(e["prompt"], e["target"], e["images"], e["audios"]) for e in examples], self.padding_side
+            [Example(e["prompt"], e["target"], e["images"], e["audios"], e.get("voice")) for e in examples],
+            self.padding_side
         )
         batch["references"] = [e["reference"] for e in examples]
         return batch

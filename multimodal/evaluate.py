@@ -48,7 +48,8 @@ def evaluate(
     `lexicon` (decoder='ctc'): a word list or `LexiconDecoder` for the CTC beam search (tasks/ctc_lexicon.py);
     `lm`: a word n-gram file that scores the words in that search.
     """
-    lexicon = as_lexicon_decoder(lexicon, decoder, lm)
+    units = model.config.heads.ctc_units
+    lexicon = as_lexicon_decoder(lexicon, decoder, lm, units)
     if task.head:  # a classification or tagging head: no generation
         from multimodal.text_heads import evaluate_head
 
@@ -79,6 +80,11 @@ def evaluate(
             hypotheses += model.generate(_prompt_only(batch), generation)
         references += refs
     model.train(was_training)
+    if decoder == "ctc" and lexicon is None and units == "phonemes":  # greedy phones: score against the references' phones
+        from tasks.phonemes import accent_of, phones
+
+        voices = rows["voice"] if "voice" in rows.column_names else [None] * len(references)
+        references = [" ".join(phones(r, accent_of(v))) for r, v in zip(references, voices)]
     metrics: dict[str, Any] = {"loss": loss_sum / max(n_targets, 1), "n_examples": len(references)}
     metrics["perplexity"] = math.exp(min(metrics["loss"], 50.0))
     metrics.update(score(task, references, hypotheses))

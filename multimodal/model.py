@@ -209,11 +209,18 @@ class MultimodalModel(nn.Module):
         return self.heads["ctc"](enc.features), enc.mask
 
     def ctc_texts(self, audio_values: torch.Tensor, audio_attention_mask: torch.Tensor, lexicon: Any = None) -> list[str]:
-        """CTC transcripts per clip: greedy, or a `tasks.ctc_lexicon.LexiconDecoder` search over its word list."""
-        from tasks.ctc import greedy_decode, to_text
+        """CTC transcripts per clip: greedy, or a `tasks.ctc_lexicon.LexiconDecoder` search over its word list.
+
+        Greedy decoding of a phone head (heads.ctc_units: phonemes) gives phones separated by spaces, not words.
+        """
+        from tasks import ctc, phonemes
 
         logits, mask = self.ctc_logits(audio_values, audio_attention_mask)
-        return lexicon(logits, mask) if lexicon is not None else [to_text(p) for p in greedy_decode(logits, mask)]
+        if lexicon is not None:
+            return lexicon(logits, mask)
+        if self.config.heads.ctc_units == "phonemes":
+            return [phonemes.to_text(p) for p in ctc.greedy_decode(logits, mask, phonemes.VOCAB)]
+        return [ctc.to_text(p) for p in ctc.greedy_decode(logits, mask)]
 
     @torch.no_grad()
     def generate(self, batch: dict[str, torch.Tensor], generation: Any = None) -> list[str]:

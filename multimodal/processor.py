@@ -22,6 +22,7 @@ class Example:
     target: str | None = None  # text to learn (training) or None (generation)
     images: list[Any] = field(default_factory=list)  # PIL images, paths or arrays
     audios: list[Any] = field(default_factory=list)  # waveforms at 16 kHz, or paths
+    voice: str | None = None  # the speaker's espeak voice ("en-gb+m3"), when known: the accent of phone CTC targets
 
 
 class Processor:
@@ -107,15 +108,18 @@ class Processor:
         return batch
 
     def ctc_labels(self, examples: list[Example]) -> torch.Tensor | None:
-        """(N_clips, S) character ids of each clip's transcript, -1 padded; None unless every clip has one."""
+        """(N_clips, S) character (or phone) ids of each clip's transcript, -1 padded; None unless every clip has one."""
         if "ctc" not in self.model.heads:
             return None
-        from tasks.ctc import encode
+        from tasks import ctc, phonemes
 
         with_audio = [ex for ex in examples if ex.audios]
         if any(len(ex.audios) != 1 or ex.target is None for ex in with_audio):
             return None  # CTC supervises one transcript per clip
-        ids = [encode(ex.target) for ex in with_audio]
+        if self.model.config.heads.ctc_units == "phonemes":
+            ids = [phonemes.encode(ex.target, ex.voice) for ex in with_audio]
+        else:
+            ids = [ctc.encode(ex.target) for ex in with_audio]
         out = torch.full((len(ids), max(1, max(len(i) for i in ids))), -1, dtype=torch.long)
         for r, row in enumerate(ids):
             out[r, : len(row)] = torch.tensor(row, dtype=torch.long)

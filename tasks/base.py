@@ -50,4 +50,5 @@ class Task:
             "target": target,
             "images": media if self.modality == "image" else [],
             "audios": media if self.modality == "audio" else [],
+            "voice": row.get("voice") if self.modality == "audio" else None,  # speaker accent, for phone targets
         }

@@ -40,8 +40,9 @@ def ctc_loss(logits: torch.Tensor, frame_mask: torch.Tensor, targets: list[list[
     return loss / target_lengths.sum().clamp(min=1)
 
 
-def greedy_decode(logits: torch.Tensor, frame_mask: torch.Tensor) -> list[list[tuple[str, int]]]:
-    """Best path per clip as (character, frame) pairs, repeats collapsed and blanks dropped."""
+def greedy_decode(logits: torch.Tensor, frame_mask: torch.Tensor, vocab: list[str] = VOCAB) -> list[list[tuple[str, int]]]:
+    """Best path per clip as (token, frame) pairs, repeats collapsed and blanks dropped; tokens from `vocab`
+    (characters, or tasks.phonemes.VOCAB)."""
     best = logits.argmax(-1).tolist()  # (N, T)
     lengths = frame_mask.sum(1).tolist()
     out = []
@@ -49,7 +50,7 @@ def greedy_decode(logits: torch.Tensor, frame_mask: torch.Tensor) -> list[list[t
         chars, previous = [], BLANK
         for t, i in enumerate(path[:n]):
             if i != previous and i != BLANK:
-                chars.append((VOCAB[i], t))
+                chars.append((vocab[i], t))
             previous = i
         out.append(chars)
     return out

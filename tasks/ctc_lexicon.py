@@ -9,10 +9,15 @@ splits such as "mount in". The lexicon is any word list: a text file, the `text`
 
 With `lm=`, a word n-gram LM (an ARPA or KenLM binary file, e.g. from tasks/ngram_lm.py) scores each word in
 the beam as well, weighted by `lm_weight`: the search then prefers word sequences the LM has seen.
+
+With `units="phonemes"` the CTC head predicts espeak-ng phones (tasks/phonemes.py) and each word is spelled by
+its pronunciations in every English accent espeak-ng speaks (alone and in running speech, from the word
+list's sentences). Words then follow each other with or without the boundary token between them.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -20,6 +25,8 @@ from typing import Iterable
 
 import torch
 
+from tasks import phonemes
+from tasks.corpora.speech import espeak_voices
 from tasks.ctc import BLANK, VOCAB, normalize
 from tasks.text_files import read_texts
 
@@ -31,14 +38,18 @@ DEFAULT_LM_WEIGHT = 2.0  # with an n-gram LM (log10 scores); chosen the same way
 DEFAULT_LM_WORD_SCORE = 0.0
 
 
-def read_words(source: str | os.PathLike | Iterable[str]) -> list[str]:
-    """Sorted distinct words (CTC alphabet) of a file's texts (tasks/text_files.py: plain text, or the `text`
-    field of JSONL / JSON / CSV rows, e.g. a metadata.jsonl) or of strings."""
+def read_lexicon_texts(source: str | os.PathLike | Iterable[str]) -> list[str]:
+    """The texts of a file (tasks/text_files.py: plain text, or the `text` field of JSONL / JSON / CSV rows,
+    e.g. a metadata.jsonl) or of strings; an error naming the source when they hold no word."""
     texts = read_texts(source) if isinstance(source, (str, os.PathLike)) else [str(text) for text in source]
-    words = sorted({w for text in texts for w in normalize(text).split()})
-    if not words:
+    if not any(normalize(text) for text in texts):
         raise ValueError(f"lexicon {os.fspath(source) if isinstance(source, os.PathLike) else source!r} holds no words")
-    return words
+    return texts
+
+
+def read_words(source: str | os.PathLike | Iterable[str]) -> list[str]:
+    """Sorted distinct words (CTC alphabet) of a file's texts or of strings (see `read_lexicon_texts`)."""
+    return sorted({w for text in read_lexicon_texts(source) for w in normalize(text).split()})
 
 
 class LexiconDecoder:
@@ -46,11 +57,12 @@ class LexiconDecoder:
 
     `lm`: an ARPA or KenLM binary word n-gram file whose log10 scores, times `lm_weight`, join each word's score;
     `word_score` defaults to DEFAULT_WORD_SCORE without an LM and DEFAULT_LM_WORD_SCORE with one.
+    `units`: what the CTC head predicts, "chars" or "phonemes" (the model's heads.ctc_units).
     """
 
     def __init__(self, words: str | os.PathLike | Iterable[str], beam_size: int = DEFAULT_BEAM_SIZE,
                  word_score: float | None = None, lm: str | os.PathLike | None = None,
-                 lm_weight: float = DEFAULT_LM_WEIGHT):
+                 lm_weight: float = DEFAULT_LM_WEIGHT, units: str = "chars"):
         try:
             from torchaudio.models.decoder import ctc_decoder
             import flashlight.lib.text  # noqa: F401  (torchaudio's decoder needs it; its own error is vaguer)
@@ -58,43 +70,60 @@ class LexiconDecoder:
             raise ImportError("the lexicon decoder needs the flashlight-text package: pip install flashlight-text") from e
         if lm is not None and not Path(lm).is_file():
             raise FileNotFoundError(f"n-gram LM file not found: {os.fspath(lm)!r}")
+        if units not in ("chars", "phonemes"):
+            raise ValueError(f"units must be 'chars' or 'phonemes', got {units!r}")
         if word_score is None:
             word_score = DEFAULT_WORD_SCORE if lm is None else DEFAULT_LM_WORD_SCORE
-        self.words = read_words(words)
+        self.units = units
+        self.tokens = phonemes.VOCAB if units == "phonemes" else TOKENS  # both have WORD_BOUNDARY at index 1
+        self.words, lines = _lexicon(tuple(read_lexicon_texts(words)), units)
         with tempfile.TemporaryDirectory() as tmp:  # flashlight reads the lexicon from a file, once
             lexicon = Path(tmp) / "lexicon.txt"
-            lexicon.write_text("".join(f"{w} {' '.join(w)} {WORD_BOUNDARY}\n" for w in self.words), encoding="utf-8")
+            lexicon.write_text(lines, encoding="utf-8")
             try:
-                self._search = ctc_decoder(lexicon=str(lexicon), tokens=TOKENS, lm=None if lm is None else os.fspath(lm),
+                self._search = ctc_decoder(lexicon=str(lexicon), tokens=self.tokens, lm=None if lm is None else os.fspath(lm),
                                            lm_weight=lm_weight, beam_size=beam_size, word_score=word_score,
-                                           sil_token=WORD_BOUNDARY, blank_token=TOKENS[BLANK], unk_word="<unk>")
+                                           sil_token=WORD_BOUNDARY, blank_token=self.tokens[BLANK], unk_word="<unk>")
             except RuntimeError as e:  # KenLM's own message for a file it cannot parse
                 raise ValueError(f"n-gram LM {os.fspath(lm)!r} could not be read: {e}") from e
 
     def __call__(self, logits: torch.Tensor, frame_mask: torch.Tensor) -> list[str]:
         """One transcript per clip. logits (N, T, V) from the CTC head; frame_mask (N, T) marks real frames."""
-        if logits.shape[-1] != len(TOKENS):
-            raise ValueError(f"CTC logits have {logits.shape[-1]} classes, the lexicon decoder expects {len(TOKENS)}")
+        if logits.shape[-1] != len(self.tokens):
+            raise ValueError(f"CTC logits have {logits.shape[-1]} classes, the lexicon decoder ({self.units}) expects "
+                             f"{len(self.tokens)}")
         n_clips, n_frames, _ = logits.shape
         lengths = frame_mask.sum(1).cpu()  # (N,)
         # Each lexicon spelling ends in a word boundary, which the CTC head emits between words but not always
         # after the last one: one certain boundary frame after each clip's last real frame lets its last word finish.
-        log_probs = torch.full((n_clips, n_frames + 1, len(TOKENS)), -1e4)  # (N, T + 1, V)
+        log_probs = torch.full((n_clips, n_frames + 1, len(self.tokens)), -1e4)  # (N, T + 1, V)
         log_probs[:, :n_frames] = logits.detach().float().log_softmax(-1).cpu()
         log_probs[torch.arange(n_clips), lengths, :] = -1e4
-        log_probs[torch.arange(n_clips), lengths, TOKENS.index(WORD_BOUNDARY)] = 0.0
+        log_probs[torch.arange(n_clips), lengths, self.tokens.index(WORD_BOUNDARY)] = 0.0
         texts = []
         for hypotheses, n in zip(self._search(log_probs, (lengths + 1).to(torch.int32)), lengths.tolist()):
             texts.append(" ".join(w for w in hypotheses[0].words if w) if hypotheses and n else "")
         return texts
 
 
+@functools.lru_cache(maxsize=2)  # a grid of decoders over one word list (benchmarks) phonemizes it once
+def _lexicon(texts: tuple[str, ...], units: str) -> tuple[list[str], str]:
+    """(sorted words, flashlight lexicon file text): each word's spellings, one line each."""
+    if units == "phonemes":
+        spellings = phonemes.pronunciations(list(texts), espeak_voices()[0])  # word -> its phone spellings
+        words = sorted(spellings)
+        return words, "".join(f"{w} {' '.join(s)}\n" for w in words for s in sorted(spellings[w]))
+    words = read_words(texts)
+    return words, "".join(f"{w} {' '.join(w)} {WORD_BOUNDARY}\n" for w in words)
+
+
 def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[str] | None",
-                       decoder: str = "ctc", lm: str | os.PathLike | None = None) -> "LexiconDecoder | None":
+                       decoder: str = "ctc", lm: str | os.PathLike | None = None,
+                       units: str = "chars") -> "LexiconDecoder | None":
     """None stays None (greedy decoding); a decoder is used as is; anything else is a word list to build one from.
 
     `decoder` is the caller's decoder choice: a lexicon constrains the CTC decoder only. `lm` (an n-gram file)
-    joins the search, and needs a lexicon.
+    joins the search, and needs a lexicon. `units`: the CTC head's (chars or phonemes).
     """
     if lexicon is not None and decoder != "ctc":
         raise ValueError(f"a lexicon constrains the CTC decoder only; decoder is {decoder!r}")
@@ -102,6 +131,8 @@ def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[s
         raise ValueError("an n-gram LM needs a lexicon (a word list) to search with; give both")
     if lm is not None and isinstance(lexicon, LexiconDecoder):
         raise ValueError("the lexicon is an already built LexiconDecoder: give it the LM as LexiconDecoder(..., lm=)")
+    if isinstance(lexicon, LexiconDecoder) and lexicon.units != units:
+        raise ValueError(f"the lexicon decoder reads {lexicon.units}, the model's CTC head predicts {units}")
     if lexicon is None or isinstance(lexicon, LexiconDecoder):
         return lexicon
-    return LexiconDecoder(lexicon, lm=lm)
+    return LexiconDecoder(lexicon, lm=lm, units=units)

@@ -52,3 +52,24 @@ def test_a_missing_word_list_stops_before_the_model_runs(tmp_path):
     with pytest.raises(SystemExit, match="nowhere.arpa"):
         load_benchmark("ctc_lexicon").main(["--model", str(tmp_path / "no_model"), "--clips", str(tmp_path),
                                             "--lexicon", str(tmp_path / "words.txt"), "--lm", str(tmp_path / "nowhere.arpa")])
+
+
+def test_phone_head_is_scored_on_phones_greedy_and_words_in_the_search(tmp_path, monkeypatch):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    rows = [{"file_name": f"{i}.wav", "text": t, "voice": "en-gb+m1"} for i, t in enumerate(["the cat", "a hat"])]
+    for row in rows:
+        soundfile.write(clips / row["file_name"], np.zeros(16000, dtype=np.float32), 16000)
+    (clips / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model = mm.build(ROOT / "configs/tiny.yaml", ["heads.ctc=true", "heads.ctc_units=phonemes"])
+    model.save(tmp_path / "model")
+    from tasks import metrics, phonemes
+
+    scored = []
+    monkeypatch.setattr(metrics, "wer", lambda refs, hyps: scored.append(list(refs)) or 0.0)
+    results = load_benchmark("ctc_lexicon").main([
+        "--model", str(tmp_path / "model"), "--clips", str(clips), "--lexicon", str(clips / "metadata.jsonl"),
+        "--word-scores", "0"])
+    assert results["units"] == "phonemes" and results["lexicon_words"] == 4
+    assert scored[0] == [" ".join(phonemes.phones("the cat", "en-gb"))]  # greedy, tune half: phones
+    assert scored[2] == ["the cat"]  # the lexicon search, tune half: words

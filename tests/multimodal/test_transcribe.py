@@ -118,3 +118,39 @@ def test_mp3_through_ffmpeg(tiny_asr, audio_files, tmp_path):
     subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(audio_files / "long.wav"), "-t", "5", str(mp3)], check=True)
     result = mm.load(tiny_asr).transcribe(mp3)
     assert result.error is None and abs(result.duration_s - 5) < 0.1
+
+
+def test_phone_ctc_head_targets_greedy_phones_and_lexicon_words(audio_files, tmp_path, capsys):
+    from multimodal.data import load_rows
+    from tasks import phonemes
+
+    model = mm.build(ROOT / "configs/tiny.yaml", ["heads.ctc=true", "heads.ctc_units=phonemes",
+                                                  "backbone.overrides.initializer_range=0.5"])
+    assert model.heads["ctc"].out_features == len(phonemes.VOCAB)
+    clip = np.zeros(8000, dtype=np.float32)
+    labels = mm.Processor(model)([mm.Example("<audio>", "a cat", audios=[clip], voice="en-gb-scotland+m3"),
+                                  mm.Example("<audio>", "a cat", audios=[clip])])["ctc_labels"]
+    assert labels[0, :4].tolist() == phonemes.encode("a cat", "en-gb-scotland")  # the voice's accent
+    assert labels[1, :4].tolist() == phonemes.encode("a cat", "en-us") != labels[0, :4].tolist()
+
+    folder = tmp_path / "speech"
+    folder.mkdir()
+    rows = [{"file_name": "long.wav", "text": "The cat sat.", "voice": "en-029+f2"},
+            {"file_name": "silence.flac", "text": "A hat.", "voice": "en-us+m1"}]
+    for row in rows:
+        (folder / row["file_name"]).symlink_to(audio_files / row["file_name"])
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = get_task("transcribe")
+    metrics = evaluate(model, load_rows(folder, task), task, decoder="ctc", return_outputs=True)
+    assert [o["reference"] for o in metrics["outputs"]] == [" ".join(phonemes.phones("The cat sat.", "en-029")),
+                                                            " ".join(phonemes.phones("A hat.", "en-us"))]
+
+    model.save(tmp_path / "model")
+    greedy = mm.load(tmp_path / "model").transcribe(audio_files / "long.wav", decoder="ctc").text
+    assert greedy and set(greedy.split()) <= set(phonemes.PHONES), greedy
+    words = tmp_path / "words.txt"
+    words.write_text("a the cat hat sat on mat\n")
+    assert main(["transcribe", str(audio_files / "long.wav"), "--model", str(tmp_path / "model"), "--decoder", "ctc",
+                 "--lexicon", str(words)]) == 0
+    out = capsys.readouterr().out
+    assert out.split() and set(out.split()) <= set(words.read_text().split()), out

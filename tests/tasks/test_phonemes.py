@@ -1,0 +1,60 @@
+"""Phone CTC targets from espeak-ng, in the speaker's accent, and the lexicon search that reads phones as words."""
+
+import pytest
+import torch
+
+from tasks import phonemes
+from tasks.ctc_lexicon import LexiconDecoder, as_lexicon_decoder
+
+
+def test_targets_are_known_phones_in_the_voice_accent():
+    us, scottish = phonemes.phones("The cat sat.", "en-us"), phonemes.phones("The cat sat.", "en-gb-scotland")
+    assert us == ("ð", "ə", "k", "æ", "t", "s", "æ", "t")  # no stress marks, no word boundaries
+    assert scottish[:4] == ("ð", "ə", "k", "a")  # the same words as a Scottish voice says them
+    assert phonemes.encode("The cat sat.", "en-gb-scotland+m3") == [phonemes.PHONE_TO_ID[p] for p in scottish]
+    assert phonemes.encode("The cat sat.") == [phonemes.PHONE_TO_ID[p] for p in us]  # no voice: DEFAULT_ACCENT
+    ids = phonemes.encode("Frankly, the easiest way to eliminate your guilt is to establish theirs.", "en-029")
+    assert ids and min(ids) > 1  # never the blank or the boundary
+
+
+def test_accents_of_voices_and_unknown_accent():
+    assert phonemes.accent_of("en-gb-x-rp+Andrea") == "en-gb-x-rp"
+    assert phonemes.accent_of(None) == phonemes.DEFAULT_ACCENT
+    with pytest.raises(ValueError, match="xx-nowhere"):
+        phonemes.phones("hello", "xx-nowhere")
+
+
+def test_phones_outside_the_inventory_are_split_or_dropped():
+    assert phonemes.split_phone("aɪ") == ["aɪ"]
+    assert phonemes.split_phone("sɑː") == ["s", "ɑː"]  # espeak glued two phones
+    assert phonemes.split_phone("s§t") == ["s", "t"]  # a character of no phone is dropped
+
+
+def test_pronunciations_hold_weak_forms_and_accents():
+    table = phonemes.pronunciations(["The cat went to the market.", "Go to bed"], ["en-us", "en-gb-scotland"])
+    assert set(table) == {"the", "cat", "went", "to", "market", "go", "bed"}
+    assert {("k", "æ", "t"), ("k", "a", "t")} <= table["cat"]
+    assert ("t", "ə") in table["to"] and len(table["to"]) > 1  # running speech adds the weak form
+
+
+def phone_logits(phone_seq: list[str]) -> torch.Tensor:
+    """(1, T, V) logits: one confident frame per phone with a blank frame after each."""
+    probs = torch.full((2 * len(phone_seq), len(phonemes.VOCAB)), 1e-4)
+    for i, p in enumerate(phone_seq):
+        probs[2 * i, phonemes.PHONE_TO_ID[p]] = 0.9
+        probs[2 * i + 1, phonemes.BLANK] = 0.9
+    return probs.log().unsqueeze(0)
+
+
+def test_lexicon_search_reads_phones_as_words():
+    texts = ["the cat sat on the mat", "a hat"]
+    heard = list(phonemes.phones("the cat sat on the mat", "en-gb-x-rp"))  # words run together, as trained
+    logits = phone_logits(heard)
+    decoder = LexiconDecoder(texts, units="phonemes")
+    assert decoder(logits, torch.ones(1, logits.shape[1], dtype=torch.bool)) == ["the cat sat on the mat"]
+    with pytest.raises(ValueError, match="expects 29"):
+        LexiconDecoder(texts)(logits, torch.ones(1, logits.shape[1], dtype=torch.bool))  # a character decoder
+    with pytest.raises(ValueError, match="reads phonemes, the model's CTC head predicts chars"):
+        as_lexicon_decoder(decoder, "ctc", units="chars")
+    with pytest.raises(ValueError, match="units must be"):
+        LexiconDecoder(texts, units="letters")
