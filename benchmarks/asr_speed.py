@@ -141,7 +141,9 @@ def child(system: str, files: list[str], model_dir: str | None, batch_size: int,
         from tasks.ctc_lexicon import LexiconDecoder
 
         model = mm.load(model_dir)
-        search = LexiconDecoder(lexicon, lm=lm, units=model.config.heads.ctc_units) if system == CTC_LM else None
+        heads = model.config.heads
+        search = (LexiconDecoder(lexicon, lm=lm, units=heads.ctc_units, accent=heads.ctc_phone_accent)
+                  if system == CTC_LM else None)
         rss_loaded = peak_rss_gb()
         t = time.perf_counter()
         results = model.transcribe(list(files), decoder="ctc" if search else system, batch_size=batch_size,

@@ -97,10 +97,10 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"ctc_lexicon: {e}") from e
     model = mm.load(args.model).eval()
     items = clip_logits(model, folder, rows, args.batch_size)
-    units = model.config.heads.ctc_units
+    units, fixed_accent = model.config.heads.ctc_units, model.config.heads.ctc_phone_accent
     refs = [normalize(r["text"]) for r in rows]
     # Greedy decoding of a phone head writes phones: it is scored against the references' phones (WER = PER).
-    greedy_refs = refs if units == "chars" else [" ".join(phonemes.phones(r["text"], phonemes.accent_of(r.get("voice"))))
+    greedy_refs = refs if units == "chars" else [" ".join(phonemes.phones(r["text"], phonemes.accent_of(r.get("voice"), fixed_accent)))
                                                  for r in rows]
     half = len(rows) // 2
     tune, report = slice(0, half), slice(half, None)
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'greedy' if units == 'chars' else 'greedy (phone rates)':<22} {greedy['tune']['wer']:>9.3f} {greedy['report']['wer']:>11.3f} "
           f"{greedy['report']['cer']:>11.3f} {greedy['report']['ms_per_clip']:>8.1f}")
     for ws in args.word_scores:
-        decoders[ws] = LexiconDecoder(words, beam_size=args.beam_size, word_score=ws, units=units)
+        decoders[ws] = LexiconDecoder(words, beam_size=args.beam_size, word_score=ws, units=units, accent=fixed_accent)
         r = results["by_word_score"][ws] = {"tune": scores(decoders[ws], tune), "report": scores(decoders[ws], report)}
         print(f"{f'lexicon, word score {ws:g}':<22} {r['tune']['wer']:>9.3f} {r['report']['wer']:>11.3f} "
               f"{r['report']['cer']:>11.3f} {r['report']['ms_per_clip']:>8.1f}")
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
         for weight in args.lm_weights:
             for ws in args.lm_word_scores:
                 decoder = LexiconDecoder(words, beam_size=args.beam_size, word_score=ws, lm=args.lm, lm_weight=weight,
-                                         units=units)
+                                         units=units, accent=fixed_accent)
                 r = results["by_lm_weight"][f"{weight:g}/{ws:g}"] = {"tune": scores(decoder, tune),
                                                                    "report": scores(decoder, report)}
                 print(f"{f'+ LM {weight:g}, word {ws:g}':<22} {r['tune']['wer']:>9.3f} {r['report']['wer']:>11.3f} "

@@ -66,6 +66,11 @@ def build(
         from tasks import ctc, phonemes
 
         vocab = phonemes.VOCAB if config.heads.ctc_units == "phonemes" else ctc.VOCAB
+        if config.heads.ctc_units == "phonemes" and config.heads.ctc_phone_accent:
+            try:  # fail at build, not at the first training batch
+                phonemes.phones("a", config.heads.ctc_phone_accent)
+            except ValueError as e:
+                raise ValueError(f"heads.ctc_phone_accent: {e}") from e
         heads["ctc"] = torch.nn.Linear(encoders["audio"].out_dim, len(vocab))
     heads.update(_text_heads(config, lm_width))
 

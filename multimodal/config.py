@@ -60,6 +60,8 @@ class HeadsConfig:
     # What the CTC head predicts: characters (tasks/ctc.py), or espeak-ng phones (tasks/phonemes.py), which
     # need a lexicon to become words (the search gives each word its pronunciations).
     ctc_units: Literal["chars", "phonemes"] = "chars"
+    # Phone targets in one espeak-ng accent for every clip ("en-us"), or "" for each row's own (its `voice`).
+    ctc_phone_accent: str = ""
     classify: Optional[ClassifyHeadConfig] = None  # a classifier on pooled backbone states (task classify_head)
     tag: Optional[TagHeadConfig] = None  # a BIO token tagger for named entities (task ner)
 

@@ -48,8 +48,8 @@ def evaluate(
     `lexicon` (decoder='ctc'): a word list or `LexiconDecoder` for the CTC beam search (tasks/ctc_lexicon.py);
     `lm`: a word n-gram file that scores the words in that search.
     """
-    units = model.config.heads.ctc_units
-    lexicon = as_lexicon_decoder(lexicon, decoder, lm, units)
+    units, fixed_accent = model.config.heads.ctc_units, model.config.heads.ctc_phone_accent
+    lexicon = as_lexicon_decoder(lexicon, decoder, lm, units, fixed_accent)
     if task.head:  # a classification or tagging head: no generation
         from multimodal.text_heads import evaluate_head
 
@@ -84,7 +84,7 @@ def evaluate(
         from tasks.phonemes import accent_of, phones
 
         voices = rows["voice"] if "voice" in rows.column_names else [None] * len(references)
-        references = [" ".join(phones(r, accent_of(v))) for r, v in zip(references, voices)]
+        references = [" ".join(phones(r, accent_of(v, fixed_accent))) for r, v in zip(references, voices)]
     metrics: dict[str, Any] = {"loss": loss_sum / max(n_targets, 1), "n_examples": len(references)}
     metrics["perplexity"] = math.exp(min(metrics["loss"], 50.0))
     metrics.update(score(task, references, hypotheses))

@@ -117,7 +117,8 @@ class Processor:
         if any(len(ex.audios) != 1 or ex.target is None for ex in with_audio):
             return None  # CTC supervises one transcript per clip
         if self.model.config.heads.ctc_units == "phonemes":
-            ids = [phonemes.encode(ex.target, ex.voice) for ex in with_audio]
+            fixed = self.model.config.heads.ctc_phone_accent
+            ids = [phonemes.encode(ex.target, ex.voice, fixed) for ex in with_audio]
         else:
             ids = [ctc.encode(ex.target) for ex in with_audio]
         out = torch.full((len(ids), max(1, max(len(i) for i in ids))), -1, dtype=torch.long)

@@ -112,7 +112,7 @@ def transcribe(
         raise ValueError("this model has no audio encoder")
     if decoder == "ctc" and "ctc" not in model.heads:
         raise ValueError("this model has no CTC head: use decoder='lm'")
-    lexicon = as_lexicon_decoder(lexicon, decoder, lm, model.config.heads.ctc_units)
+    lexicon = as_lexicon_decoder(lexicon, decoder, lm, model.config.heads.ctc_units, model.config.heads.ctc_phone_accent)
     model.eval()
     task = get_task("transcribe")
     processor = Processor(model)

@@ -57,12 +57,13 @@ class LexiconDecoder:
 
     `lm`: an ARPA or KenLM binary word n-gram file whose log10 scores, times `lm_weight`, join each word's score;
     `word_score` defaults to DEFAULT_WORD_SCORE without an LM and DEFAULT_LM_WORD_SCORE with one.
-    `units`: what the CTC head predicts, "chars" or "phonemes" (the model's heads.ctc_units).
+    `units`: what the CTC head predicts, "chars" or "phonemes" (the model's heads.ctc_units); `accent`: the one
+    accent of a phone head's targets (heads.ctc_phone_accent), or "" for pronunciations in every English accent.
     """
 
     def __init__(self, words: str | os.PathLike | Iterable[str], beam_size: int = DEFAULT_BEAM_SIZE,
                  word_score: float | None = None, lm: str | os.PathLike | None = None,
-                 lm_weight: float = DEFAULT_LM_WEIGHT, units: str = "chars"):
+                 lm_weight: float = DEFAULT_LM_WEIGHT, units: str = "chars", accent: str = ""):
         try:
             from torchaudio.models.decoder import ctc_decoder
             import flashlight.lib.text  # noqa: F401  (torchaudio's decoder needs it; its own error is vaguer)
@@ -74,9 +75,9 @@ class LexiconDecoder:
             raise ValueError(f"units must be 'chars' or 'phonemes', got {units!r}")
         if word_score is None:
             word_score = DEFAULT_WORD_SCORE if lm is None else DEFAULT_LM_WORD_SCORE
-        self.units = units
+        self.units, self.accent = units, accent if units == "phonemes" else ""
         self.tokens = phonemes.VOCAB if units == "phonemes" else TOKENS  # both have WORD_BOUNDARY at index 1
-        self.words, lines = _lexicon(tuple(read_lexicon_texts(words)), units)
+        self.words, lines = _lexicon(tuple(read_lexicon_texts(words)), units, self.accent)
         with tempfile.TemporaryDirectory() as tmp:  # flashlight reads the lexicon from a file, once
             lexicon = Path(tmp) / "lexicon.txt"
             lexicon.write_text(lines, encoding="utf-8")
@@ -107,10 +108,11 @@ class LexiconDecoder:
 
 
 @functools.lru_cache(maxsize=2)  # a grid of decoders over one word list (benchmarks) phonemizes it once
-def _lexicon(texts: tuple[str, ...], units: str) -> tuple[list[str], str]:
+def _lexicon(texts: tuple[str, ...], units: str, accent: str) -> tuple[list[str], str]:
     """(sorted words, flashlight lexicon file text): each word's spellings, one line each."""
     if units == "phonemes":
-        spellings = phonemes.pronunciations(list(texts), espeak_voices()[0])  # word -> its phone spellings
+        accents = [accent] if accent else espeak_voices()[0]
+        spellings = phonemes.pronunciations(list(texts), accents)  # word -> its phone spellings
         words = sorted(spellings)
         return words, "".join(f"{w} {' '.join(s)}\n" for w in words for s in sorted(spellings[w]))
     words = read_words(texts)
@@ -119,11 +121,11 @@ def _lexicon(texts: tuple[str, ...], units: str) -> tuple[list[str], str]:
 
 def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[str] | None",
                        decoder: str = "ctc", lm: str | os.PathLike | None = None,
-                       units: str = "chars") -> "LexiconDecoder | None":
+                       units: str = "chars", accent: str = "") -> "LexiconDecoder | None":
     """None stays None (greedy decoding); a decoder is used as is; anything else is a word list to build one from.
 
     `decoder` is the caller's decoder choice: a lexicon constrains the CTC decoder only. `lm` (an n-gram file)
-    joins the search, and needs a lexicon. `units`: the CTC head's (chars or phonemes).
+    joins the search, and needs a lexicon. `units`, `accent`: the CTC head's (heads.ctc_units, ctc_phone_accent).
     """
     if lexicon is not None and decoder != "ctc":
         raise ValueError(f"a lexicon constrains the CTC decoder only; decoder is {decoder!r}")
@@ -133,6 +135,9 @@ def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[s
         raise ValueError("the lexicon is an already built LexiconDecoder: give it the LM as LexiconDecoder(..., lm=)")
     if isinstance(lexicon, LexiconDecoder) and lexicon.units != units:
         raise ValueError(f"the lexicon decoder reads {lexicon.units}, the model's CTC head predicts {units}")
+    if isinstance(lexicon, LexiconDecoder) and units == "phonemes" and lexicon.accent != accent:
+        raise ValueError(f"the lexicon decoder spells words in accent {lexicon.accent or 'all'!r}, the model's phones "
+                         f"are in {accent or 'each voice'!r}")
     if lexicon is None or isinstance(lexicon, LexiconDecoder):
         return lexicon
-    return LexiconDecoder(lexicon, lm=lm, units=units)
+    return LexiconDecoder(lexicon, lm=lm, units=units, accent=accent)

@@ -4,7 +4,9 @@ A character CTC head must learn English spelling from the audio alone ("the moun
 only has to hear the sounds, and a pronunciation lexicon (tasks/ctc_lexicon.py) turns phones back into
 words. Targets come from espeak-ng through the `phonemizer` package, in the accent of the row's `voice`
 column when it has one ("en-gb-scotland+m3" -> en-gb-scotland), so a Scottish clip is labelled with the
-phones it was spoken with; rows without a voice (a user's recordings) get `DEFAULT_ACCENT`.
+phones it was spoken with; rows without a voice (a user's recordings) get `DEFAULT_ACCENT`. With a fixed
+accent (heads.ctc_phone_accent) every clip is labelled in that one accent instead: the head then learns to
+write, say, American phones for a Scottish voice, and the lexicon needs only that accent's pronunciations.
 
 Targets are the phones only, with no word boundaries: espeak joins some words ("in the" is one phone word),
 so a word boundary would be a spelling convention to learn rather than a sound. The lexicon search places
@@ -33,9 +35,10 @@ VOCAB = ["<blank>", WORD_BOUNDARY, *PHONES]  # index -> phone
 PHONE_TO_ID = {p: i for i, p in enumerate(VOCAB) if i > 1}
 
 
-def accent_of(voice: str | None) -> str:
-    """The espeak-ng accent of a `voice` value ("en-gb+f3" -> "en-gb"); DEFAULT_ACCENT when there is none."""
-    return str(voice).split("+")[0] if voice else DEFAULT_ACCENT
+def accent_of(voice: str | None, fixed: str = "") -> str:
+    """The accent of a clip's phones: `fixed` when given, else its `voice`'s ("en-gb+f3" -> "en-gb"), else
+    DEFAULT_ACCENT."""
+    return fixed or (str(voice).split("+")[0] if voice else DEFAULT_ACCENT)
 
 
 @functools.lru_cache(maxsize=None)
@@ -86,9 +89,9 @@ def phones(text: str, accent: str = DEFAULT_ACCENT) -> tuple[str, ...]:
     return tuple(p for word in phonemize_words([text], accent)[0] for p in word)
 
 
-def encode(text: str, voice: str | None = None) -> list[int]:
-    """Target ids of one transcript, in the accent of `voice` (see `accent_of`)."""
-    return [PHONE_TO_ID[p] for p in phones(text, accent_of(voice))]
+def encode(text: str, voice: str | None = None, fixed_accent: str = "") -> list[int]:
+    """Target ids of one transcript, in `fixed_accent` or the accent of `voice` (see `accent_of`)."""
+    return [PHONE_TO_ID[p] for p in phones(text, accent_of(voice, fixed_accent))]
 
 
 def to_text(path: list[tuple[str, int]]) -> str:

@@ -154,3 +154,14 @@ def test_phone_ctc_head_targets_greedy_phones_and_lexicon_words(audio_files, tmp
                  "--lexicon", str(words)]) == 0
     out = capsys.readouterr().out
     assert out.split() and set(out.split()) <= set(words.read_text().split()), out
+
+
+def test_phone_head_with_one_accent_and_a_bad_accent():
+    from tasks import phonemes
+
+    model = mm.build(ROOT / "configs/tiny.yaml", ["heads.ctc=true", "heads.ctc_units=phonemes", "heads.ctc_phone_accent=en-us"])
+    clip = np.zeros(8000, dtype=np.float32)
+    labels = mm.Processor(model)([mm.Example("<audio>", "a cat", audios=[clip], voice="en-gb-scotland+m3")])["ctc_labels"]
+    assert labels[0].tolist() == phonemes.encode("a cat", None, "en-us")
+    with pytest.raises(ValueError, match="heads.ctc_phone_accent.*xx-nowhere"):
+        mm.build(ROOT / "configs/tiny.yaml", ["heads.ctc=true", "heads.ctc_units=phonemes", "heads.ctc_phone_accent=xx-nowhere"])

@@ -58,3 +58,12 @@ def test_lexicon_search_reads_phones_as_words():
         as_lexicon_decoder(decoder, "ctc", units="chars")
     with pytest.raises(ValueError, match="units must be"):
         LexiconDecoder(texts, units="letters")
+
+
+def test_a_fixed_accent_labels_every_voice_alike():
+    assert phonemes.encode("a cat", "en-gb-scotland+m3", "en-us") == phonemes.encode("a cat", None, "en-us")
+    assert phonemes.accent_of("en-gb-scotland+m3", "en-us") == "en-us"
+    decoder = LexiconDecoder(["the cat"], units="phonemes", accent="en-us")
+    assert decoder.accent == "en-us"
+    with pytest.raises(ValueError, match="accent 'en-us'"):
+        as_lexicon_decoder(decoder, "ctc", units="phonemes", accent="")
