@@ -94,8 +94,13 @@ def _load_mixture(sources: list | tuple, task: Task, on_bad_rows: str, split: st
 
     if not sources:
         raise DataError("the list of data sources is empty")
-    columns = [*task.required_columns, "length"]  # sources may carry different extra columns
-    parts = [load_rows(s, task, on_bad_rows, split).select_columns(columns) for s in sources]
+    parts = [load_rows(s, task, on_bad_rows, split) for s in sources]
+    # Sources may carry different extra columns: keep the task's and those all of them have with one type (e.g.
+    # `voice`, which phone CTC targets read), so the parts concatenate.
+    required = [*task.required_columns, "length"]
+    columns = [c for c in parts[0].column_names if c in required or all(
+        c in part.column_names and part.features[c] == parts[0].features[c] for part in parts)]
+    parts = [part.select_columns(columns) for part in parts]
     if len(parts) == 1:
         return parts[0]
     try:

@@ -11,8 +11,8 @@ With `lm=`, a word n-gram LM (an ARPA or KenLM binary file, e.g. from tasks/ngra
 the beam as well, weighted by `lm_weight`: the search then prefers word sequences the LM has seen.
 
 With `units="phonemes"` the CTC head predicts espeak-ng phones (tasks/phonemes.py) and each word is spelled by
-its pronunciations in every English accent espeak-ng speaks (alone and in running speech, from the word
-list's sentences). Words then follow each other with or without the boundary token between them.
+its pronunciations (alone and in running speech, from the word list's sentences) in the head's one accent, or
+in every English accent espeak-ng speaks. Words then follow each other with or without the boundary token.
 """
 
 from __future__ import annotations
@@ -95,8 +95,9 @@ class LexiconDecoder:
                              f"{len(self.tokens)}")
         n_clips, n_frames, _ = logits.shape
         lengths = frame_mask.sum(1).cpu()  # (N,)
-        # Each lexicon spelling ends in a word boundary, which the CTC head emits between words but not always
-        # after the last one: one certain boundary frame after each clip's last real frame lets its last word finish.
+        # Each character spelling ends in a word boundary, which the CTC head emits between words but not always
+        # after the last one: one certain boundary frame after each clip's last real frame lets its last word finish
+        # (for phone spellings, which end without one, it is a silence the search may read after any word).
         log_probs = torch.full((n_clips, n_frames + 1, len(self.tokens)), -1e4)  # (N, T + 1, V)
         log_probs[:, :n_frames] = logits.detach().float().log_softmax(-1).cpu()
         log_probs[torch.arange(n_clips), lengths, :] = -1e4

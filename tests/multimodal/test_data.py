@@ -54,10 +54,15 @@ def test_datasets_image_feature(tmp_path):
 def test_a_list_of_sources_is_a_mixture(tmp_path):
     first = image_folder(tmp_path / "a", n=5)
     second = image_folder(tmp_path / "b", n=2, seed=1)
+    rows = [json.loads(line) for line in (first / "metadata.jsonl").read_text().splitlines()]
+    write_jsonl(first / "metadata.jsonl", [{**r, "voice": "a", "n": 1} for r in rows])
     rows = [json.loads(line) for line in (second / "metadata.jsonl").read_text().splitlines()]
-    write_jsonl(second / "metadata.jsonl", [{**r, "text": "b " + r["text"], "extra": [1, 2]} for r in rows])
+    write_jsonl(second / "metadata.jsonl", [{**r, "text": "b " + r["text"], "extra": [1, 2], "voice": "b", "n": "x"}
+                                            for r in rows])
     mixed = load_rows([first, second], CAPTION)
-    assert len(mixed) == 7 and set(mixed.column_names) == {"image", "text", "length"}  # extra columns dropped
+    # Extra columns stay where every source has them with one type (voice); the others are dropped.
+    assert len(mixed) == 7 and set(mixed.column_names) == {"image", "text", "voice", "length"}
+    assert mixed["voice"][:2] == ["a", "b"]
     assert [t.startswith("b ") for t in mixed["text"][:4]] == [False, True, False, True]  # sources alternate
     assert all(p.startswith(str(tmp_path.resolve())) for p in mixed["image"])  # each resolved in its own folder
     assert TaskDataset(mixed, CAPTION)[1]["target"] == "b a red square"
