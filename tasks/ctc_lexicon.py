@@ -36,6 +36,9 @@ DEFAULT_BEAM_SIZE = 50
 DEFAULT_WORD_SCORE = -4.0  # chosen on half of the held-out synthetic speech, reported on the other half (README)
 DEFAULT_LM_WEIGHT = 2.0  # with an n-gram LM (log10 scores); chosen the same way, with its own word score
 DEFAULT_LM_WORD_SCORE = 0.0
+# A phone head (no word boundaries, several spellings a word) chose other scores, the same way (README); a
+# beam threshold of 20 (flashlight's default: 50) halved its search time at the same WER.
+PHONE_DEFAULTS = {"word_score": -4.0, "lm_weight": 3.0, "lm_word_score": 2.0, "beam_threshold": 20.0}
 
 
 def read_lexicon_texts(source: str | os.PathLike | Iterable[str]) -> list[str]:
@@ -56,14 +59,15 @@ class LexiconDecoder:
     """Beam search over CTC log-probabilities that emits only words of `words` (see `read_words`).
 
     `lm`: an ARPA or KenLM binary word n-gram file whose log10 scores, times `lm_weight`, join each word's score;
-    `word_score` defaults to DEFAULT_WORD_SCORE without an LM and DEFAULT_LM_WORD_SCORE with one.
+    `word_score` defaults to DEFAULT_WORD_SCORE without an LM and DEFAULT_LM_WORD_SCORE with one, `lm_weight` to
+    DEFAULT_LM_WEIGHT (a phone head: PHONE_DEFAULTS).
     `units`: what the CTC head predicts, "chars" or "phonemes" (the model's heads.ctc_units); `accent`: the one
     accent of a phone head's targets (heads.ctc_phone_accent), or "" for pronunciations in every English accent.
     """
 
     def __init__(self, words: str | os.PathLike | Iterable[str], beam_size: int = DEFAULT_BEAM_SIZE,
                  word_score: float | None = None, lm: str | os.PathLike | None = None,
-                 lm_weight: float = DEFAULT_LM_WEIGHT, units: str = "chars", accent: str = ""):
+                 lm_weight: float | None = None, units: str = "chars", accent: str = ""):
         try:
             from torchaudio.models.decoder import ctc_decoder
             import flashlight.lib.text  # noqa: F401  (torchaudio's decoder needs it; its own error is vaguer)
@@ -73,8 +77,12 @@ class LexiconDecoder:
             raise FileNotFoundError(f"n-gram LM file not found: {os.fspath(lm)!r}")
         if units not in ("chars", "phonemes"):
             raise ValueError(f"units must be 'chars' or 'phonemes', got {units!r}")
+        phone = PHONE_DEFAULTS if units == "phonemes" else {}
         if word_score is None:
-            word_score = DEFAULT_WORD_SCORE if lm is None else DEFAULT_LM_WORD_SCORE
+            word_score = (phone.get("word_score", DEFAULT_WORD_SCORE) if lm is None
+                          else phone.get("lm_word_score", DEFAULT_LM_WORD_SCORE))
+        if lm_weight is None:
+            lm_weight = phone.get("lm_weight", DEFAULT_LM_WEIGHT)
         self.units, self.accent = units, accent if units == "phonemes" else ""
         self.tokens = phonemes.VOCAB if units == "phonemes" else TOKENS  # both have WORD_BOUNDARY at index 1
         self.words, lines = _lexicon(tuple(read_lexicon_texts(words)), units, self.accent)
@@ -84,6 +92,7 @@ class LexiconDecoder:
             try:
                 self._search = ctc_decoder(lexicon=str(lexicon), tokens=self.tokens, lm=None if lm is None else os.fspath(lm),
                                            lm_weight=lm_weight, beam_size=beam_size, word_score=word_score,
+                                           beam_threshold=phone.get("beam_threshold", 50.0),
                                            sil_token=WORD_BOUNDARY, blank_token=self.tokens[BLANK], unk_word="<unk>")
             except RuntimeError as e:  # KenLM's own message for a file it cannot parse
                 raise ValueError(f"n-gram LM {os.fspath(lm)!r} could not be read: {e}") from e

@@ -8,9 +8,9 @@ phones it was spoken with; rows without a voice (a user's recordings) get `DEFAU
 accent (heads.ctc_phone_accent) every clip is labelled in that one accent instead: the head then learns to
 write, say, American phones for a Scottish voice, and the lexicon needs only that accent's pronunciations.
 
-Targets are the phones only, with no word boundaries: espeak joins some words ("in the" is one phone word),
-so a word boundary would be a spelling convention to learn rather than a sound. The lexicon search places
-word boundaries. `VOCAB` keeps one boundary token ("|") for that search's silence; it is never a target.
+Targets are the phones with a boundary token ("|") between espeak's words. espeak joins some words ("in the"
+is one phone word), so a boundary is evidence, not a rule: the lexicon search may read one between any two
+words and needs none. Without boundaries the search could not tell "jail and" from "j land".
 """
 
 from __future__ import annotations
@@ -84,14 +84,23 @@ def phonemize_words(texts: list[str], accent: str = DEFAULT_ACCENT) -> list[list
 
 
 @functools.lru_cache(maxsize=65536)
+def _words(text: str, accent: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(word) for word in phonemize_words([text], accent)[0])
+
+
 def phones(text: str, accent: str = DEFAULT_ACCENT) -> tuple[str, ...]:
-    """The phones of one text in one accent, words run together (the CTC target)."""
-    return tuple(p for word in phonemize_words([text], accent)[0] for p in word)
+    """The phones of one text in one accent, words run together (what phone error rates compare)."""
+    return tuple(p for word in _words(text, accent) for p in word)
 
 
 def encode(text: str, voice: str | None = None, fixed_accent: str = "") -> list[int]:
-    """Target ids of one transcript, in `fixed_accent` or the accent of `voice` (see `accent_of`)."""
-    return [PHONE_TO_ID[p] for p in phones(text, accent_of(voice, fixed_accent))]
+    """Target ids of one transcript, in `fixed_accent` or the accent of `voice` (see `accent_of`): its phones,
+    with the boundary between espeak's words."""
+    boundary = VOCAB.index(WORD_BOUNDARY)
+    ids: list[int] = []
+    for word in _words(text, accent_of(voice, fixed_accent)):
+        ids += ([boundary] if ids else []) + [PHONE_TO_ID[p] for p in word]
+    return ids
 
 
 def to_text(path: list[tuple[str, int]]) -> str:

@@ -130,8 +130,9 @@ def test_phone_ctc_head_targets_greedy_phones_and_lexicon_words(audio_files, tmp
     clip = np.zeros(8000, dtype=np.float32)
     labels = mm.Processor(model)([mm.Example("<audio>", "a cat", audios=[clip], voice="en-gb-scotland+m3"),
                                   mm.Example("<audio>", "a cat", audios=[clip])])["ctc_labels"]
-    assert labels[0, :4].tolist() == phonemes.encode("a cat", "en-gb-scotland")  # the voice's accent
-    assert labels[1, :4].tolist() == phonemes.encode("a cat", "en-us") != labels[0, :4].tolist()
+    first, second = (row[row >= 0].tolist() for row in labels)
+    assert first == phonemes.encode("a cat", "en-gb-scotland")  # the voice's accent
+    assert second == phonemes.encode("a cat", "en-us") != first
 
     folder = tmp_path / "speech"
     folder.mkdir()

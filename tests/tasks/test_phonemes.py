@@ -9,12 +9,19 @@ from tasks.ctc_lexicon import LexiconDecoder, as_lexicon_decoder
 
 def test_targets_are_known_phones_in_the_voice_accent():
     us, scottish = phonemes.phones("The cat sat.", "en-us"), phonemes.phones("The cat sat.", "en-gb-scotland")
-    assert us == ("ð", "ə", "k", "æ", "t", "s", "æ", "t")  # no stress marks, no word boundaries
+    assert us == ("ð", "ə", "k", "æ", "t", "s", "æ", "t")  # no stress marks
     assert scottish[:4] == ("ð", "ə", "k", "a")  # the same words as a Scottish voice says them
-    assert phonemes.encode("The cat sat.", "en-gb-scotland+m3") == [phonemes.PHONE_TO_ID[p] for p in scottish]
-    assert phonemes.encode("The cat sat.") == [phonemes.PHONE_TO_ID[p] for p in us]  # no voice: DEFAULT_ACCENT
-    ids = phonemes.encode("Frankly, the easiest way to eliminate your guilt is to establish theirs.", "en-029")
-    assert ids and min(ids) > 1  # never the blank or the boundary
+
+    def ids(phones: str) -> list[int]:
+        return [phonemes.VOCAB.index(p) for p in phones.split()]
+
+    # Targets: the phones with a boundary between espeak's words; with no voice, DEFAULT_ACCENT.
+    assert phonemes.encode("The cat sat.", "en-gb-scotland+m3") == ids("ð ə | k a t | s a t")
+    assert phonemes.encode("The cat sat.") == ids("ð ə | k æ t | s æ t")
+    assert phonemes.encode("You are in the hall.", "en-us") == ids("j uː | ɑː ɹ | ɪ n ð ə | h ɔː l")  # "in the": one
+    text = "Frankly, the easiest way to eliminate your guilt is to establish theirs."
+    assert [i for i in phonemes.encode(text, "en-029") if i != ids("|")[0]] == ids(" ".join(phonemes.phones(text, "en-029")))
+    assert phonemes.BLANK not in phonemes.encode(text, "en-029")
 
 
 def test_accents_of_voices_and_unknown_accent():
@@ -38,10 +45,10 @@ def test_pronunciations_hold_weak_forms_and_accents():
 
 
 def phone_logits(phone_seq: list[str]) -> torch.Tensor:
-    """(1, T, V) logits: one confident frame per phone with a blank frame after each."""
+    """(1, T, V) logits: one confident frame per phone (or boundary) with a blank frame after each."""
     probs = torch.full((2 * len(phone_seq), len(phonemes.VOCAB)), 1e-4)
     for i, p in enumerate(phone_seq):
-        probs[2 * i, phonemes.PHONE_TO_ID[p]] = 0.9
+        probs[2 * i, phonemes.VOCAB.index(p)] = 0.9
         probs[2 * i + 1, phonemes.BLANK] = 0.9
     return probs.log().unsqueeze(0)
 
@@ -52,6 +59,12 @@ def test_lexicon_search_reads_phones_as_words():
     logits = phone_logits(heard)
     decoder = LexiconDecoder(texts, units="phonemes")
     assert decoder(logits, torch.ones(1, logits.shape[1], dtype=torch.bool)) == ["the cat sat on the mat"]
+    # A boundary the head emits splits the words there: "jail and", not "j land" (the same phones).
+    texts = ["jail and", "j land"]
+    heard = phone_logits("dʒ eɪ l | a n d".split())
+    assert LexiconDecoder(texts, units="phonemes")(heard, torch.ones(1, heard.shape[1], dtype=torch.bool)) == ["jail and"]
+    heard = phone_logits("dʒ eɪ | l a n d".split())
+    assert LexiconDecoder(texts, units="phonemes")(heard, torch.ones(1, heard.shape[1], dtype=torch.bool)) == ["j land"]
     with pytest.raises(ValueError, match="expects 29"):
         LexiconDecoder(texts)(logits, torch.ones(1, logits.shape[1], dtype=torch.bool))  # a character decoder
     with pytest.raises(ValueError, match="reads phonemes, the model's CTC head predicts chars"):
