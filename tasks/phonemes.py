@@ -10,7 +10,7 @@ write, say, American phones for a Scottish voice, and the lexicon needs only tha
 
 Targets are the phones with a boundary token ("|") between espeak's words. espeak joins some words ("in the"
 is one phone word), so a boundary is evidence, not a rule: the lexicon search may read one between any two
-words and needs none. Without boundaries the search could not tell "jail and" from "j land".
+words and needs none. Where the head emits one, it tells the search "jail and" from "j land" (the same phones).
 """
 
 from __future__ import annotations
