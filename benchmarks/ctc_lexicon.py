@@ -44,17 +44,11 @@ def clip_logits(model, folder: Path, rows: list[dict], batch_size: int) -> list[
     return out
 
 
-def decode(items, decoder, units: str = "chars") -> tuple[list[str], float]:
-    """Transcripts of `items` (greedy when `decoder` is None: phones for a phone head) and the milliseconds a clip."""
-    from tasks import ctc, phonemes
-
-    def greedy(logits, mask):
-        if units == "phonemes":
-            return phonemes.to_text(ctc.greedy_decode(logits, mask, phonemes.VOCAB)[0])
-        return ctc.to_text(ctc.greedy_decode(logits, mask)[0])
-
+def decode(items, decoder, units) -> tuple[list[str], float]:
+    """Transcripts of `items` (`units.greedy` when `decoder` is None: phones for a phone head) and the
+    milliseconds a clip. `units`: the model's tasks.ctc_units.CtcUnits."""
     start = time.perf_counter()
-    texts = [decoder(l, m)[0] if decoder else greedy(l, m) for l, m in items]
+    texts = [(decoder or units.greedy)(l, m)[0] for l, m in items]
     return texts, 1000 * (time.perf_counter() - start) / max(len(items), 1)
 
 
@@ -76,8 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import multimodal as mm
     from tasks.ctc import normalize
-    from tasks import phonemes
     from tasks.ctc_lexicon import LexiconDecoder, read_lexicon_texts
+    from tasks.ctc_units import ctc_units
     from tasks.metrics import cer, wer
 
     if args.threads:
@@ -97,11 +91,10 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"ctc_lexicon: {e}") from e
     model = mm.load(args.model).eval()
     items = clip_logits(model, folder, rows, args.batch_size)
-    units, fixed_accent = model.config.heads.ctc_units, model.config.heads.ctc_phone_accent
+    units = ctc_units(model.config.heads)
     refs = [normalize(r["text"]) for r in rows]
     # Greedy decoding of a phone head writes phones: it is scored against the references' phones (WER = PER).
-    greedy_refs = refs if units == "chars" else [" ".join(phonemes.phones(r["text"], phonemes.accent_of(r.get("voice"), fixed_accent)))
-                                                 for r in rows]
+    greedy_refs = [units.reference(r["text"], r.get("voice")) for r in rows]
     half = len(rows) // 2
     tune, report = slice(0, half), slice(half, None)
 
@@ -111,15 +104,15 @@ def main(argv: list[str] | None = None) -> dict:
         return {"wer": wer(truth[part], texts), "cer": cer(truth[part], texts), "ms_per_clip": ms}
 
     results = {"model": args.model, "clips": str(folder), "n_tune": half, "n_report": len(rows) - half,
-               "lexicon": args.lexicon, "beam_size": args.beam_size, "units": units, "by_word_score": {}}
+               "lexicon": args.lexicon, "beam_size": args.beam_size, "units": units.kind, "by_word_score": {}}
     decoders = {}
     print(f"{'decoder':<22} {'tune WER':>9} {'report WER':>11} {'report CER':>11} {'ms/clip':>8}")
     greedy = {"tune": scores(None, tune), "report": scores(None, report)}
     results["greedy"] = greedy
-    print(f"{'greedy' if units == 'chars' else 'greedy (phone rates)':<22} {greedy['tune']['wer']:>9.3f} {greedy['report']['wer']:>11.3f} "
+    print(f"{'greedy' if units.kind == 'chars' else 'greedy (phone rates)':<22} {greedy['tune']['wer']:>9.3f} {greedy['report']['wer']:>11.3f} "
           f"{greedy['report']['cer']:>11.3f} {greedy['report']['ms_per_clip']:>8.1f}")
     for ws in args.word_scores:
-        decoders[ws] = LexiconDecoder(words, beam_size=args.beam_size, word_score=ws, units=units, accent=fixed_accent)
+        decoders[ws] = LexiconDecoder(words, beam_size=args.beam_size, word_score=ws, units=units.kind, accent=units.accent)
         r = results["by_word_score"][ws] = {"tune": scores(decoders[ws], tune), "report": scores(decoders[ws], report)}
         print(f"{f'lexicon, word score {ws:g}':<22} {r['tune']['wer']:>9.3f} {r['report']['wer']:>11.3f} "
               f"{r['report']['cer']:>11.3f} {r['report']['ms_per_clip']:>8.1f}")
@@ -134,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         for weight in args.lm_weights:
             for ws in args.lm_word_scores:
                 decoder = LexiconDecoder(words, beam_size=args.beam_size, word_score=ws, lm=args.lm, lm_weight=weight,
-                                         units=units, accent=fixed_accent)
+                                         units=units.kind, accent=units.accent)
                 r = results["by_lm_weight"][f"{weight:g}/{ws:g}"] = {"tune": scores(decoder, tune),
                                                                    "report": scores(decoder, report)}
                 print(f"{f'+ LM {weight:g}, word {ws:g}':<22} {r['tune']['wer']:>9.3f} {r['report']['wer']:>11.3f} "

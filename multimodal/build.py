@@ -63,15 +63,15 @@ def build(
     if config.heads.ctc:
         if "audio" not in encoders:
             raise ValueError("heads.ctc needs an audio encoder (encoders.audio is null)")
-        from tasks import ctc, phonemes
+        from tasks.ctc_units import ctc_units
 
-        vocab = phonemes.VOCAB if config.heads.ctc_units == "phonemes" else ctc.VOCAB
-        if config.heads.ctc_units == "phonemes" and config.heads.ctc_phone_accent:
+        units = ctc_units(config.heads)
+        if units.kind == "phonemes" and units.accent:
             try:  # fail at build, not at the first training batch
-                phonemes.phones("a", config.heads.ctc_phone_accent)
+                units.encode("a")
             except ValueError as e:
                 raise ValueError(f"heads.ctc_phone_accent: {e}") from e
-        heads["ctc"] = torch.nn.Linear(encoders["audio"].out_dim, len(vocab))
+        heads["ctc"] = torch.nn.Linear(encoders["audio"].out_dim, len(units.vocab))
     heads.update(_text_heads(config, lm_width))
 
     tokenizer.add_tokens([PLACEHOLDERS[m] for m in encoders], special_tokens=True)

@@ -13,6 +13,7 @@ from multimodal.generation import GenerationConfig
 from multimodal.processor import Processor
 from tasks import Task
 from tasks.ctc_lexicon import as_lexicon_decoder
+from tasks.ctc_units import ctc_units
 
 MULTI_REFERENCE_METRICS = ("bleu4", "cider_d")  # take a list of references per hypothesis
 
@@ -48,8 +49,8 @@ def evaluate(
     `lexicon` (decoder='ctc'): a word list or `LexiconDecoder` for the CTC beam search (tasks/ctc_lexicon.py);
     `lm`: a word n-gram file that scores the words in that search.
     """
-    units, fixed_accent = model.config.heads.ctc_units, model.config.heads.ctc_phone_accent
-    lexicon = as_lexicon_decoder(lexicon, decoder, lm, units, fixed_accent)
+    units = ctc_units(model.config.heads)
+    lexicon = as_lexicon_decoder(lexicon, decoder, lm, units.kind, units.accent)
     if task.head:  # a classification or tagging head: no generation
         from multimodal.text_heads import evaluate_head
 
@@ -80,11 +81,9 @@ def evaluate(
             hypotheses += model.generate(_prompt_only(batch), generation)
         references += refs
     model.train(was_training)
-    if decoder == "ctc" and lexicon is None and units == "phonemes":  # greedy phones: score against the references' phones
-        from tasks.phonemes import accent_of, phones
-
+    if decoder == "ctc" and lexicon is None and units.kind == "phonemes":  # greedy phones: scored against phones
         voices = rows["voice"] if "voice" in rows.column_names else [None] * len(references)
-        references = [" ".join(phones(r, accent_of(v, fixed_accent))) for r, v in zip(references, voices)]
+        references = [units.reference(r, v) for r, v in zip(references, voices)]
     metrics: dict[str, Any] = {"loss": loss_sum / max(n_targets, 1), "n_examples": len(references)}
     metrics["perplexity"] = math.exp(min(metrics["loss"], 50.0))
     metrics.update(score(task, references, hypotheses))

@@ -213,14 +213,10 @@ class MultimodalModel(nn.Module):
 
         Greedy decoding of a phone head (heads.ctc_units: phonemes) gives phones separated by spaces, not words.
         """
-        from tasks import ctc, phonemes
+        from tasks.ctc_units import ctc_units
 
         logits, mask = self.ctc_logits(audio_values, audio_attention_mask)
-        if lexicon is not None:
-            return lexicon(logits, mask)
-        if self.config.heads.ctc_units == "phonemes":
-            return [phonemes.to_text(p) for p in ctc.greedy_decode(logits, mask, phonemes.VOCAB)]
-        return [ctc.to_text(p) for p in ctc.greedy_decode(logits, mask)]
+        return lexicon(logits, mask) if lexicon is not None else ctc_units(self.config.heads).greedy(logits, mask)
 
     @torch.no_grad()
     def generate(self, batch: dict[str, torch.Tensor], generation: Any = None) -> list[str]:

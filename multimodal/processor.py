@@ -111,16 +111,13 @@ class Processor:
         """(N_clips, S) character (or phone) ids of each clip's transcript, -1 padded; None unless every clip has one."""
         if "ctc" not in self.model.heads:
             return None
-        from tasks import ctc, phonemes
+        from tasks.ctc_units import ctc_units
 
         with_audio = [ex for ex in examples if ex.audios]
         if any(len(ex.audios) != 1 or ex.target is None for ex in with_audio):
             return None  # CTC supervises one transcript per clip
-        if self.model.config.heads.ctc_units == "phonemes":
-            fixed = self.model.config.heads.ctc_phone_accent
-            ids = [phonemes.encode(ex.target, ex.voice, fixed) for ex in with_audio]
-        else:
-            ids = [ctc.encode(ex.target) for ex in with_audio]
+        units = ctc_units(self.model.config.heads)
+        ids = [units.encode(ex.target, ex.voice) for ex in with_audio]
         out = torch.full((len(ids), max(1, max(len(i) for i in ids))), -1, dtype=torch.long)
         for r, row in enumerate(ids):
             out[r, : len(row)] = torch.tensor(row, dtype=torch.long)
