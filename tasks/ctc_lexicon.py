@@ -12,7 +12,12 @@ the beam as well, weighted by `lm_weight`: the search then prefers word sequence
 
 With `units="phonemes"` the CTC head predicts espeak-ng phones (tasks/phonemes.py) and each word is spelled by
 its pronunciations (alone and in running speech, from the word list's sentences) in the head's one accent, or
-in every English accent espeak-ng speaks. Words then follow each other with or without the boundary token.
+in every English accent espeak-ng speaks.
+
+Every spelling, of letters or phones, ends in the boundary token. flashlight emits a word when the search
+enters its spelling's last token, and a hypothesis back at the root may not repeat that token; so a word
+whose last phone the head holds for several frames ("jail": l l l) lost to a split that starts a new word
+there ("j land"). Ending each word in the boundary, which the head emits after it, lets the last phone last.
 """
 
 from __future__ import annotations
@@ -104,9 +109,8 @@ class LexiconDecoder:
                              f"{len(self.tokens)}")
         n_clips, n_frames, _ = logits.shape
         lengths = frame_mask.sum(1).cpu()  # (N,)
-        # Each character spelling ends in a word boundary, which the CTC head emits between words but not always
-        # after the last one: one certain boundary frame after each clip's last real frame lets its last word finish
-        # (for phone spellings, which end without one, it is a silence the search may read after any word).
+        # Each spelling ends in a word boundary, which the CTC head emits between words but not always after the
+        # last one: one certain boundary frame after each clip's last real frame lets its last word finish.
         log_probs = torch.full((n_clips, n_frames + 1, len(self.tokens)), -1e4)  # (N, T + 1, V)
         log_probs[:, :n_frames] = logits.detach().float().log_softmax(-1).cpu()
         log_probs[torch.arange(n_clips), lengths, :] = -1e4
@@ -119,14 +123,14 @@ class LexiconDecoder:
 
 @functools.lru_cache(maxsize=2)  # a grid of decoders over one word list (benchmarks) phonemizes it once
 def _lexicon(texts: tuple[str, ...], units: str, accent: str) -> tuple[list[str], str]:
-    """(sorted words, flashlight lexicon file text): each word's spellings, one line each."""
+    """(sorted words, flashlight lexicon file text): each word's spellings, one line each, ending in a boundary."""
     if units == "phonemes":
         accents = [accent] if accent else espeak_voices()[0]
         spellings = phonemes.pronunciations(list(texts), accents)  # word -> its phone spellings
-        words = sorted(spellings)
-        return words, "".join(f"{w} {' '.join(s)}\n" for w in words for s in sorted(spellings[w]))
-    words = read_words(texts)
-    return words, "".join(f"{w} {' '.join(w)} {WORD_BOUNDARY}\n" for w in words)
+    else:
+        spellings = {w: {tuple(w)} for w in read_words(texts)}
+    words = sorted(spellings)
+    return words, "".join(f"{w} {' '.join(s)} {WORD_BOUNDARY}\n" for w in words for s in sorted(spellings[w]))
 
 
 def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[str] | None",

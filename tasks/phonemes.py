@@ -8,9 +8,9 @@ phones it was spoken with; rows without a voice (a user's recordings) get `DEFAU
 accent (heads.ctc_phone_accent) every clip is labelled in that one accent instead: the head then learns to
 write, say, American phones for a Scottish voice, and the lexicon needs only that accent's pronunciations.
 
-Targets are the phones with a boundary token ("|") between espeak's words. espeak joins some words ("in the"
-is one phone word), so a boundary is evidence, not a rule: the lexicon search may read one between any two
-words and needs none. Where the head emits one, it tells the search "jail and" from "j land" (the same phones).
+Targets are the phones with a boundary token ("|") between espeak's words, and the lexicon search ends every
+word in one: it tells "jail and" from "j land" (the same phones). espeak joins some words ("of the" is one
+phone word); between those the head writes no boundary, and the search pays one frame's cost to read one.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def phone_logits(phone_seq: list[str]) -> torch.Tensor:
 
 def test_lexicon_search_reads_phones_as_words():
     texts = ["the cat sat on the mat", "a hat"]
-    heard = list(phonemes.phones("the cat sat on the mat", "en-gb-x-rp"))  # words run together, as trained
+    heard = [phonemes.VOCAB[i] for i in phonemes.encode("the cat sat on the mat", "en-gb-x-rp")]  # as trained
     logits = phone_logits(heard)
     decoder = LexiconDecoder(texts, units="phonemes")
     assert decoder(logits, torch.ones(1, logits.shape[1], dtype=torch.bool)) == ["the cat sat on the mat"]
@@ -65,6 +65,11 @@ def test_lexicon_search_reads_phones_as_words():
     assert LexiconDecoder(texts, units="phonemes")(heard, torch.ones(1, heard.shape[1], dtype=torch.bool)) == ["jail and"]
     heard = phone_logits("dʒ eɪ | l a n d".split())
     assert LexiconDecoder(texts, units="phonemes")(heard, torch.ones(1, heard.shape[1], dtype=torch.bool)) == ["j land"]
+    # A last phone held over several frames (no blank between) still ends its word: the boundary after it does.
+    held = torch.full((9, len(phonemes.VOCAB)), 1e-4)
+    held[torch.arange(9), [phonemes.VOCAB.index(p) for p in "dʒ eɪ l l l | a n d".split()]] = 0.9
+    mask = torch.ones(1, 9, dtype=torch.bool)
+    assert LexiconDecoder(texts, units="phonemes")(held.log().unsqueeze(0), mask) == ["jail and"]
     with pytest.raises(ValueError, match="expects 29"):
         LexiconDecoder(texts)(logits, torch.ones(1, logits.shape[1], dtype=torch.bool))  # a character decoder
     with pytest.raises(ValueError, match="reads phonemes, the model's CTC head predicts chars"):
