@@ -35,6 +35,10 @@ class VisionEncoderConfig:
     # grid and appended to each token's channels. The final map of an ImageNet CNN keeps little colour; stride
     # 4-8 maps keep it (e.g. [1, 2] adds 24 + 40 channels to EfficientNet-Lite0's 1280).
     extra_feature_stages: list[int] = field(default_factory=list)
+    # timm CNNs: -1 = the final features; a stage index = that stage's map is the grid instead, and the layers
+    # after it never run. EfficientNet-Lite0's stage 3 (stride 16, 112 channels) still tells shapes apart and,
+    # unlike the final map, has not tied colour to shape (benchmarks/scene_probe.py).
+    output_stage: int = -1
 
 
 def _create_timm_model(config: VisionEncoderConfig) -> nn.Module:
@@ -99,11 +103,12 @@ class VisionEncoder(nn.Module):
         if config.source == "timm":
             self.model = _create_timm_model(config)
             self.model.reset_classifier(0)  # the encoder ends at the features; drop the classification head
-            self.out_dim: int = int(self.model.num_features) + self._extra_channels()
+            self.out_dim: int = self._output_channels() + self._extra_channels()
             self.grid_size: tuple[int, int] = self._timm_grid_size()
         elif config.source == "hf":
-            if config.extra_feature_stages:
-                raise ValueError("encoders.image.extra_feature_stages is for timm CNNs, not source='hf'")
+            if config.extra_feature_stages or config.output_stage != -1:
+                raise ValueError("encoders.image.extra_feature_stages and output_stage are for timm CNNs, "
+                                 "not source='hf'")
             self.model = _create_hf_model(config)
             hf_config = self.model.config
             patch = hf_config.patch_size if isinstance(hf_config.patch_size, int) else hf_config.patch_size[0]
@@ -118,17 +123,32 @@ class VisionEncoder(nn.Module):
     def n_tokens(self) -> int:
         return self.grid_size[0] * self.grid_size[1]
 
+    def _stage_info(self, key: str) -> list[dict]:
+        info = getattr(self.model, "feature_info", None)
+        if not isinstance(info, list) or getattr(self.model, "patch_embed", None) is not None:
+            raise ValueError(f"encoders.image.{key} is for timm CNNs; {self.config.name} is not one")
+        return info
+
+    def _output_channels(self) -> int:
+        stage = self.config.output_stage
+        if stage == -1:
+            return int(self.model.num_features)
+        info = self._stage_info("output_stage")
+        if not 0 <= stage < len(info):
+            raise ValueError(f"encoders.image.output_stage {stage} is not -1 (the final features) or one of "
+                             f"{self.config.name}'s stages 0..{len(info) - 1} (channels {[f['num_chs'] for f in info]})")
+        return int(info[stage]["num_chs"])
+
     def _extra_channels(self) -> int:
         stages = self.config.extra_feature_stages
         if not stages:
             return 0
-        info = getattr(self.model, "feature_info", None)
-        if not isinstance(info, list) or getattr(self.model, "patch_embed", None) is not None:
-            raise ValueError(f"encoders.image.extra_feature_stages is for timm CNNs; {self.config.name} is not one")
-        bad = [i for i in stages if not 0 <= i < len(info) - 1]
+        info = self._stage_info("extra_feature_stages")
+        last = len(info) - 2 if self.config.output_stage == -1 else self.config.output_stage - 1
+        bad = [i for i in stages if not 0 <= i <= last]
         if bad:
             raise ValueError(f"encoders.image.extra_feature_stages {stages}: {bad} not among {self.config.name}'s "
-                             f"earlier stages 0..{len(info) - 2} (channels {[f['num_chs'] for f in info[:-1]]})")
+                             f"stages 0..{last} before its output (channels {[f['num_chs'] for f in info[:last + 1]]})")
         return sum(int(info[i]["num_chs"]) for i in stages)
 
     def _timm_grid_size(self) -> tuple[int, int]:
@@ -144,8 +164,14 @@ class VisionEncoder(nn.Module):
         return grid
 
     def _timm_tokens(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        if self.config.extra_feature_stages:  # (B, C, H, W) final map + earlier maps pooled onto its grid
-            final, earlier = self.model.forward_intermediates(pixel_values, indices=self.config.extra_feature_stages)
+        extra, stage = self.config.extra_feature_stages, self.config.output_stage
+        if stage != -1:  # (B, C_stage, H, W): one stage's map, the network cut after it
+            maps = self.model.forward_intermediates(pixel_values, indices=[*extra, stage], intermediates_only=True,
+                                                    stop_early=True)
+            final, earlier = maps[-1], maps[:-1]
+        elif extra:  # (B, C, H, W): the final map
+            final, earlier = self.model.forward_intermediates(pixel_values, indices=extra)
+        if stage != -1 or extra:  # earlier maps average-pooled onto the output grid, appended as channels
             pooled = [nn.functional.adaptive_avg_pool2d(f, final.shape[-2:]) for f in earlier]
             features = torch.cat([final, *pooled], dim=1)  # (B, C + extra, H, W)
         else:

@@ -71,6 +71,36 @@ def test_extra_feature_stages_refused_for_a_vit():
         VisionEncoder(VisionEncoderConfig(**{**TINY_VIT.__dict__, "extra_feature_stages": [0]}))
 
 
+def test_output_stage_cuts_the_network_after_that_stage():
+    config = VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64, output_stage=3, extra_feature_stages=[1])
+    encoder = VisionEncoder(config).eval()
+    assert encoder.out_dim == 112 + 24 and encoder.grid_size == (4, 4)  # stride 16 at 64 px
+    pixel_values = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        output = encoder(pixel_values)
+        stage_1, stage_3 = encoder.model.forward_intermediates(pixel_values, indices=[1, 3], intermediates_only=True)
+    assert output.features.shape == (2, 16, 136) and output.grid == (4, 4)
+    torch.testing.assert_close(output.features[..., :112], stage_3.flatten(2).transpose(1, 2))  # the stage's map first
+    # token 5 (row 1, column 1) ends with the mean of stage 1's (16x16 map) 4x4 block at rows 4-7, columns 4-7
+    torch.testing.assert_close(output.features[:, 5, 112:], stage_1[:, :, 4:8, 4:8].mean(dim=(2, 3)))
+    # the layers after stage 3 never run: the head's output would not change the features
+    encoder.model.conv_head.register_forward_hook(lambda *_: pytest.fail("conv_head ran"))
+    encoder(pixel_values)
+
+
+@pytest.mark.parametrize("stage, extra, message", [(5, [], "output_stage 5 is not -1"), (-2, [], "output_stage -2"),
+                                                    (2, [2], "before its output"), (2, [3], "before its output")])
+def test_output_stage_and_its_extra_stages_are_checked(stage, extra, message):
+    with pytest.raises(ValueError, match=message):
+        VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64, output_stage=stage,
+                                          extra_feature_stages=extra))
+
+
+def test_output_stage_refused_for_a_vit():
+    with pytest.raises(ValueError, match="timm CNNs"):
+        VisionEncoder(VisionEncoderConfig(**{**TINY_VIT.__dict__, "output_stage": 1}))
+
+
 def test_random_init_efficientnet_lite_grid():
     encoder = VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64))
     assert encoder.out_dim == 1280 and encoder.grid_size == (2, 2)
