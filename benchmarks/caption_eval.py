@@ -115,7 +115,7 @@ def write_grid(items: list[tuple[Path, str, str]], path: Path) -> None:
     from PIL import Image
 
     rows = -(-len(items) // GRID_COLUMNS)
-    fig, axes = plt.subplots(rows, GRID_COLUMNS, figsize=(3.2 * GRID_COLUMNS, 3.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, GRID_COLUMNS, figsize=(3.2 * GRID_COLUMNS, 4.4 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (file, hypothesis, reference) in zip(axes.flat, items):
@@ -123,7 +123,7 @@ def write_grid(items: list[tuple[Path, str, str]], path: Path) -> None:
         ax.set_title("\n".join(textwrap.wrap(hypothesis or "(empty)", WRAP_CHARS)), fontsize=9, loc="left")
         ax.text(0, -0.02, "\n".join(textwrap.wrap("ref: " + reference, WRAP_CHARS + 8)), transform=ax.transAxes,
                 va="top", fontsize=7.5, color="0.45")
-    fig.tight_layout()
+    fig.tight_layout(h_pad=2.5)  # room for a four-line caption under the reference above it
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
