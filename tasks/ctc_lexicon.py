@@ -33,9 +33,10 @@ import torch
 from tasks import phonemes
 from tasks.corpora.speech import espeak_voices
 from tasks.ctc import BLANK, VOCAB, normalize
+from tasks.ctc_units import CtcUnits
 from tasks.text_files import read_texts
 
-WORD_BOUNDARY = "|"  # flashlight's word-boundary ("silence") token stands for the space of VOCAB
+WORD_BOUNDARY = phonemes.WORD_BOUNDARY  # flashlight's word-boundary ("silence") token; for letters, the space
 TOKENS = [WORD_BOUNDARY if c == " " else c for c in VOCAB]  # same indices as VOCAB
 DEFAULT_BEAM_SIZE = 50
 DEFAULT_WORD_SCORE = -4.0  # chosen on half of the held-out synthetic speech, reported on the other half (README)
@@ -80,8 +81,7 @@ class LexiconDecoder:
             raise ImportError("the lexicon decoder needs the flashlight-text package: pip install flashlight-text") from e
         if lm is not None and not Path(lm).is_file():
             raise FileNotFoundError(f"n-gram LM file not found: {os.fspath(lm)!r}")
-        if units not in ("chars", "phonemes"):
-            raise ValueError(f"units must be 'chars' or 'phonemes', got {units!r}")
+        CtcUnits(units, accent)  # refuses units other than chars and phonemes
         phone = PHONE_DEFAULTS if units == "phonemes" else {}
         if word_score is None:
             word_score = (phone.get("word_score", DEFAULT_WORD_SCORE) if lm is None
