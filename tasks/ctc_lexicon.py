@@ -14,6 +14,10 @@ With `units="phonemes"` the CTC head predicts espeak-ng phones (tasks/phonemes.p
 its pronunciations (alone and in running speech, from the word list's sentences) in the head's one accent, or
 in every English accent espeak-ng speaks.
 
+Phonemizing a word list takes espeak-ng about a minute for a few thousand words in eight accents, so the phone
+lexicon is kept on disk (`$MULTIMODAL_CACHE/lexicons`, default `~/.cache/multimodal`, the cache of the LM
+weights), keyed on the sentences, the accents and the espeak-ng and phonemizer versions.
+
 Every spelling, of letters or phones, ends in the boundary token. flashlight emits a word when the search
 enters its spelling's last token, and a hypothesis back at the root may not repeat that token; so a word
 whose last phone the head holds for several frames ("jail": l l l) lost to a split that starts a new word
@@ -23,6 +27,8 @@ there ("j land"). Ending each word in the boundary, which the head emits after i
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -45,6 +51,7 @@ DEFAULT_LM_WORD_SCORE = 0.0
 # A phone head (no word boundaries, several spellings a word) chose other scores, the same way (README); a
 # beam threshold of 20 (flashlight's default: 50) halved its search time at the same WER.
 PHONE_DEFAULTS = {"word_score": -4.0, "lm_weight": 3.0, "lm_word_score": 2.0, "beam_threshold": 20.0}
+LEXICON_FORMAT = 1  # bump when the spellings a word list gives change (phonemes.pronunciations, the boundary)
 
 
 def read_lexicon_texts(source: str | os.PathLike | Iterable[str]) -> list[str]:
@@ -121,16 +128,41 @@ class LexiconDecoder:
         return texts
 
 
-@functools.lru_cache(maxsize=2)  # a grid of decoders over one word list (benchmarks) phonemizes it once
+@functools.lru_cache(maxsize=2)  # a grid of decoders over one word list (benchmarks) reads it once
 def _lexicon(texts: tuple[str, ...], units: str, accent: str) -> tuple[list[str], str]:
     """(sorted words, flashlight lexicon file text): each word's spellings, one line each, ending in a boundary."""
     if units == "phonemes":
-        accents = [accent] if accent else espeak_voices()[0]
-        spellings = phonemes.pronunciations(list(texts), accents)  # word -> its phone spellings
+        lines = _phone_lexicon(texts, [accent] if accent else espeak_voices()[0])
     else:
-        spellings = {w: {tuple(w)} for w in read_words(texts)}
-    words = sorted(spellings)
-    return words, "".join(f"{w} {' '.join(s)} {WORD_BOUNDARY}\n" for w in words for s in sorted(spellings[w]))
+        lines = _lines({w: {tuple(w)} for w in read_words(texts)})
+    return sorted({line.split(" ", 1)[0] for line in lines.splitlines()}), lines
+
+
+def _lines(spellings: dict[str, set[tuple[str, ...]]]) -> str:
+    return "".join(f"{w} {' '.join(s)} {WORD_BOUNDARY}\n" for w in sorted(spellings) for s in sorted(spellings[w]))
+
+
+def lexicon_cache_dir() -> Path:
+    """Where phone lexicons are kept: `$MULTIMODAL_CACHE/lexicons` (default `~/.cache/multimodal/lexicons`)."""
+    return Path(os.environ.get("MULTIMODAL_CACHE", Path.home() / ".cache" / "multimodal")) / "lexicons"
+
+
+def _phone_lexicon(texts: tuple[str, ...], accents: list[str]) -> str:
+    """The phone lexicon's file text, from the disk cache when these sentences were phonemized before."""
+    sentences = sorted({normalize(t) for t in texts} - {""})
+    key = json.dumps([LEXICON_FORMAT, phonemes.versions(), phonemes.PHONES, accents, sentences])
+    path = lexicon_cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.txt"
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    lines = _lines(phonemes.pronunciations(sentences, accents))
+    try:  # a temp file, then a rename: a crash or a second process never leaves half a lexicon
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False) as f:
+            f.write(lines)
+        os.replace(f.name, path)
+    except OSError:  # a read-only home: decode without the cache
+        pass
+    return lines
 
 
 def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[str] | None",

@@ -57,6 +57,15 @@ def _backend(accent: str):
         raise ValueError(f"accent {accent!r} is not an espeak-ng voice ({e})") from e
 
 
+@functools.lru_cache(maxsize=None)
+def versions() -> str:
+    """espeak-ng's and phonemizer's versions, which decide the phones a text gets ("1.51 / 3.4.0")."""
+    from importlib.metadata import version
+    _backend(DEFAULT_ACCENT)  # a clear error when either is missing
+    from phonemizer.backend import EspeakBackend
+    return f"{'.'.join(map(str, EspeakBackend.version()))} / {version('phonemizer')}"
+
+
 def split_phone(phone: str) -> list[str]:
     """A phone of PHONES as is; any other, greedily into the longest PHONES it starts with (unknown chars dropped)."""
     if phone in PHONE_TO_ID:

@@ -14,3 +14,12 @@ TINY = ROOT / "configs" / "tiny.yaml"
 @pytest.fixture(scope="session")
 def tiny_config_path() -> Path:
     return TINY
+
+
+@pytest.fixture(autouse=True)
+def _lexicon_cache(tmp_path_factory, monkeypatch):
+    """Phone lexicons are cached on disk (tasks/ctc_lexicon.py): tests keep theirs in one folder of their own, so a
+    cache written by older code never answers for the code under test."""
+    from tasks import ctc_lexicon
+    folder = tmp_path_factory.getbasetemp() / "lexicons"
+    monkeypatch.setattr(ctc_lexicon, "lexicon_cache_dir", lambda: folder)

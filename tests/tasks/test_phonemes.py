@@ -85,3 +85,26 @@ def test_a_fixed_accent_labels_every_voice_alike():
     assert decoder.accent == "en-us"
     with pytest.raises(ValueError, match="accent 'en-us'"):
         as_lexicon_decoder(decoder, "ctc", units="phonemes", accent="")
+
+
+def test_phone_lexicon_is_kept_on_disk_and_keyed_on_its_sentences(tmp_path, monkeypatch):
+    from tasks import ctc_lexicon
+    monkeypatch.setattr(ctc_lexicon, "lexicon_cache_dir", lambda: tmp_path)
+    ctc_lexicon._lexicon.cache_clear()
+    first = LexiconDecoder(["The cat sat.", "Go to bed"], units="phonemes", accent="en-us")
+    assert len(list(tmp_path.glob("*.txt"))) == 1 and not list(tmp_path.glob("*.tmp"))
+
+    def no_espeak(*args, **kwargs):
+        raise AssertionError("phonemized again")
+    monkeypatch.setattr(phonemes, "pronunciations", no_espeak)
+    ctc_lexicon._lexicon.cache_clear()  # a new process: only the disk remembers
+    again = LexiconDecoder(["the cat sat", "Go to bed!"], units="phonemes", accent="en-us")  # same words normalized
+    assert again.words == first.words == ["bed", "cat", "go", "sat", "the", "to"]
+    heard = phone_logits("k æ t |".split())
+    mask = torch.ones(1, heard.shape[1], dtype=torch.bool)
+    assert again(heard, mask) == first(heard, mask) == ["cat"]
+    with pytest.raises(AssertionError, match="phonemized again"):  # other sentences or another accent: a new entry
+        LexiconDecoder(["The dog sat."], units="phonemes", accent="en-us")
+    with pytest.raises(AssertionError, match="phonemized again"):
+        LexiconDecoder(["The cat sat.", "Go to bed"], units="phonemes", accent="en-gb")
+    ctc_lexicon._lexicon.cache_clear()
