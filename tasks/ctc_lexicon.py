@@ -48,7 +48,7 @@ DEFAULT_BEAM_SIZE = 50
 DEFAULT_WORD_SCORE = -4.0  # chosen on half of the held-out synthetic speech, reported on the other half (README)
 DEFAULT_LM_WEIGHT = 2.0  # with an n-gram LM (log10 scores); chosen the same way, with its own word score
 DEFAULT_LM_WORD_SCORE = 0.0
-# A phone head (no word boundaries, several spellings a word) chose other scores, the same way (README); a
+# A phone head (several spellings a word, eight accents' homophones) chose other scores, the same way (README); a
 # beam threshold of 20 (flashlight's default: 50) halved its search time at the same WER.
 PHONE_DEFAULTS = {"word_score": -4.0, "lm_weight": 3.0, "lm_word_score": 2.0, "beam_threshold": 20.0}
 LEXICON_FORMAT = 1  # bump when the spellings a word list gives change (phonemes.pronunciations, the boundary)
