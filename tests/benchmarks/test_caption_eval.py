@@ -31,8 +31,16 @@ def test_scores_are_right_on_the_references_themselves(corpora):
     scenes = bench.EvalSet("scenes/eval", corpora / "scenes/eval", "scenes", bench.read_rows(corpora / "scenes/eval", 0))
     scenes.hypotheses = [r["text"] for r in scenes.rows]
     assert bench.score(scenes)["scenes_correct"] == 1.0 and bench.score(scenes)["bleu4"] > 0.99
+    by_groups = {k: v for k, v in bench.score(scenes).items() if k.startswith("correct_")}
+    assert by_groups and set(by_groups.values()) == {1.0}
     scenes.hypotheses = ["a blue circle"] * len(scenes.rows)
     assert bench.score(scenes)["scenes_correct"] < 1.0
+    # One scene captioned right, the rest wrong: its number of groups alone scores 1 / (scenes with that many).
+    scenes.hypotheses = [scenes.rows[0]["text"]] + ["nothing"] * (len(scenes.rows) - 1)
+    groups = [min(len({(o["colour"], o["shape"]) for o in r["objects"]}), 3) for r in scenes.rows]
+    key = f"correct_{groups[0]}{'+' if groups[0] == 3 else ''}_groups"
+    metrics = bench.score(scenes)
+    assert metrics[key] == 1 / groups.count(groups[0]) and sum(v for k, v in metrics.items() if k.startswith("correct_")) == metrics[key]
     emoji = bench.EvalSet("emoji/heldout", corpora / "emoji/heldout", "emoji", bench.read_rows(corpora / "emoji/heldout", 0))
     emoji.hypotheses = [r["text"] for r in emoji.rows]
     metrics = bench.score(emoji)
