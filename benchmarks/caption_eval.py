@@ -75,11 +75,11 @@ def score(s: EvalSet) -> dict[str, float]:
     out = {"n_images": len(s.rows), "bleu4": bleu4(refs, s.hypotheses)}
     out["cider_d"] = cider_d(refs, s.hypotheses) if len(refs) >= 2 else float("nan")
     if s.kind == "scenes":
-        from tasks.corpora.scenes import caption_is_correct
+        from tasks.corpora.scenes import caption_is_correct, scene_counts
 
         correct = [caption_is_correct(h, r["objects"]) for h, r in zip(s.hypotheses, s.rows)]
         out["scenes_correct"] = sum(correct) / len(s.rows)
-        groups = [min(len({(o["colour"], o["shape"]) for o in r["objects"]}), 3) for r in s.rows]
+        groups = [min(len(scene_counts(r["objects"])), 3) for r in s.rows]  # its (count, colour, shape) groups
         for n in sorted(set(groups)):  # where it fails: the share correct by the number of colour/shape groups
             out[f"correct_{n}{'+' if n == 3 else ''}_groups"] = (
                 sum(c for c, g in zip(correct, groups) if g == n) / groups.count(n))

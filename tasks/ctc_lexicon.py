@@ -155,13 +155,16 @@ def _phone_lexicon(texts: tuple[str, ...], accents: list[str]) -> str:
     if path.is_file():
         return path.read_text(encoding="utf-8")
     lines = _lines(phonemes.pronunciations(sentences, accents))
+    tmp = None
     try:  # a temp file, then a rename: a crash or a second process never leaves half a lexicon
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False) as f:
+            tmp = f.name
             f.write(lines)
-        os.replace(f.name, path)
-    except OSError:  # a read-only home: decode without the cache
-        pass
+        os.replace(tmp, path)
+    except OSError:  # a read-only home or a full disk: decode without the cache, and leave no temp file behind
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return lines
 
 

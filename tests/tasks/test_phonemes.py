@@ -107,4 +107,10 @@ def test_phone_lexicon_is_kept_on_disk_and_keyed_on_its_sentences(tmp_path, monk
         LexiconDecoder(["The dog sat."], units="phonemes", accent="en-us")
     with pytest.raises(AssertionError, match="phonemized again"):
         LexiconDecoder(["The cat sat.", "Go to bed"], units="phonemes", accent="en-gb")
+    monkeypatch.undo()
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("")
+    monkeypatch.setattr(ctc_lexicon, "lexicon_cache_dir", lambda: blocked / "lexicons")
+    ctc_lexicon._lexicon.cache_clear()  # a cache it cannot write: decodes all the same
+    assert LexiconDecoder(["The cat sat."], units="phonemes", accent="en-us").words == ["cat", "sat", "the"]
     ctc_lexicon._lexicon.cache_clear()
