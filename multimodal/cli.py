@@ -160,7 +160,8 @@ def _data(args: argparse.Namespace) -> None:
     elif args.corpus == "scenes":
         from tasks.corpora.scenes import generate_scenes_corpus
 
-        summary = generate_scenes_corpus(Path(args.out), args.train, args.eval, args.heldout, seed=args.seed, size=args.size)
+        summary = generate_scenes_corpus(Path(args.out), args.train, args.eval, args.heldout, seed=args.seed, size=args.size,
+                                         object_order=args.object_order)
         print(f"wrote {args.out}/train, eval, heldout: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
     elif args.corpus == "emoji":
         from tasks.corpora.emoji import generate_emoji_corpus
@@ -296,6 +297,8 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--heldout", type=int, default=200, help="images with held-out colour/shape combinations")
     sc.add_argument("--size", type=int, default=224, help="image side in pixels")
     sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--object-order", choices=("random", "reading"), default="random",
+                    help="order captions list the groups in: random, or reading order of the grid (default: %(default)s)")
     em = gsub.add_parser("emoji", help="Noto colour emoji, augmented 1-3 per image, captioned from their names")
     em.add_argument("--out", required=True, help="output dir (train/ eval/ heldout/ imagefolders)")
     em.add_argument("--train", type=int, default=2000, help="training images (default: %(default)s)")

@@ -66,6 +66,7 @@ PIXEL_NOISE_PROBABILITY = 0.5
 STAR_INNER_RATIO = 0.45
 IMAGE_SIZE = 224
 SPLITS = ("train", "eval", "heldout")
+OBJECT_ORDERS = ("random", "reading")  # how captions order a scene's groups; see `captions`
 METADATA = "metadata.jsonl"
 NUMBER_WORDS = {1: "a", 2: "two", 3: "three", 4: "four"}
 WORD_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4}
@@ -273,10 +274,23 @@ def _background_phrase(background: Background) -> str:
     return f"on a textured {background.colours[0]} background"
 
 
-def captions(scene: Scene, rng: np.random.Generator) -> list[str]:
-    """Several true phrasings of the scene, each naming every (count, colour, shape) group exactly once."""
+def _reading_key(group: list[SceneObject]) -> tuple[int, int]:
+    """(row, column) of the group's first cell in reading order: top row first, left to right."""
+    return min((obj.cell[1], obj.cell[0]) for obj in group)
+
+
+def captions(scene: Scene, rng: np.random.Generator, object_order: str = "random") -> list[str]:
+    """Several true phrasings of the scene, each naming every (count, colour, shape) group exactly once.
+
+    `object_order`: "random" lists the groups in a random order; "reading" lists them by where each group first
+    appears, reading the grid top row first and left to right, so a model can name them in one scan of the
+    image. The permutation is drawn either way, so the two orders give the same phrasings otherwise.
+    """
+    if object_order not in OBJECT_ORDERS:
+        raise ValueError(f"object order must be one of {OBJECT_ORDERS}, got {object_order!r}")
     groups = list(_groups(scene.objects).values())
-    order = [groups[i] for i in rng.permutation(len(groups))]
+    permutation = rng.permutation(len(groups))
+    order = sorted(groups, key=_reading_key) if object_order == "reading" else [groups[i] for i in permutation]
     with_size = bool(rng.random() < 0.5)
     listed = _join([_phrase(g, with_size) for g in order])
     there = "there is" if len(order[0]) == 1 else "there are"
@@ -332,15 +346,27 @@ def _object_rows(scene: Scene) -> list[dict]:
 
 
 def generate_scenes_corpus(
-    out: Path, n_train: int, n_eval: int, n_heldout: int, seed: int = 0, size: int = IMAGE_SIZE
+    out: Path,
+    n_train: int,
+    n_eval: int,
+    n_heldout: int,
+    seed: int = 0,
+    size: int = IMAGE_SIZE,
+    object_order: str = "random",
 ) -> dict:
-    """Write the train / eval / heldout imagefolders under `out`; returns the image count per split."""
+    """Write the train / eval / heldout imagefolders under `out`; returns the image count per split.
+
+    `object_order` is the order captions list a scene's groups in ("random" or "reading", see `captions`);
+    the images do not depend on it.
+    """
     from tqdm.auto import tqdm
 
     from tasks.corpora.folders import clear_split
 
     if n_train < 1 or n_eval < 0 or n_heldout < 0:
         raise ValueError(f"need n_train >= 1 and n_eval, n_heldout >= 0; got {n_train}, {n_eval}, {n_heldout}")
+    if object_order not in OBJECT_ORDERS:
+        raise ValueError(f"object order must be one of {OBJECT_ORDERS}, got {object_order!r}")
     if size < 32:
         raise ValueError(f"image size must be at least 32 px, got {size}")
     out = Path(out)
@@ -359,7 +385,7 @@ def generate_scenes_corpus(
                     )
                     file_name = f"{i:06d}.png"
                     render(scene, size, rng).save(folder / file_name)
-                    phrasings = captions(scene, rng)
+                    phrasings = captions(scene, rng, object_order)
                     row = {
                         "file_name": file_name,
                         "text": phrasings[rng.integers(len(phrasings))],

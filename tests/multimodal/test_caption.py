@@ -113,3 +113,21 @@ def test_cli_json_txt_and_a_bad_file(trained, corpora, odd_images, capsys):
     assert out.count("\n") == 1 and "\t" not in out  # one file: just its caption
     assert main(["caption", str(odd_images / "nope.png"), "--model", str(trained)]) == 1
     assert "nope.png" in capsys.readouterr().err
+
+
+def test_cli_writes_scenes_with_captions_in_reading_order(tmp_path, capsys):
+    from tasks.corpora.scenes import parse_caption
+
+    out = tmp_path / "scenes"
+    assert main(["data", "scenes", "--out", str(out), "--train", "12", "--eval", "0", "--heldout", "0",
+                 "--size", "32", "--object-order", "reading"]) == 0
+    assert "train 12" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "train/metadata.jsonl").read_text().splitlines()]
+    for row in rows:
+        first_cell = {}
+        for obj in row["objects"]:  # reading order: top row first, then left to right, on the 3x3 grid
+            key = (obj["count"], obj["colour"], obj["shape"])
+            first_cell[key] = min(first_cell.get(key, (9, 9)), (int(obj["y"] * 3), int(obj["x"] * 3)))
+        for text in row["captions"][:5]:  # the listing phrasings
+            assert parse_caption(text) == sorted(first_cell, key=first_cell.get), text
+    assert any(len(row["captions"][0].split(" and ")) > 1 for row in rows)  # some scenes have several groups

@@ -104,6 +104,38 @@ def test_spatial_relation_is_true():
         assert not any(word in text for word in ("left of", "right of", "above", "below")), text
 
 
+def test_reading_order_lists_groups_by_their_first_cell():
+    objs = [
+        SceneObject("red", "circle", "small", 0.85, 0.85),  # bottom right
+        SceneObject("blue", "square", "large", 0.5, 0.15),  # top centre
+        SceneObject("red", "circle", "large", 0.15, 0.5),  # middle left: the red circles' first cell
+        SceneObject("green", "star", "small", 0.15, 0.85),  # bottom left
+    ]
+    want = [(1, "blue", "square"), (2, "red", "circle"), (1, "green", "star")]
+    random_orders = set()
+    for seed in range(8):
+        reading = captions(Scene(objs), np.random.default_rng(seed), object_order="reading")
+        randomly = captions(Scene(objs), np.random.default_rng(seed))
+        assert len(reading) == len(randomly)
+        for text in reading[:5]:  # the listing phrasings; the relation phrasing leads with its pair
+            assert parse_caption(text) == want, text
+        random_orders.update(tuple(parse_caption(text)) for text in randomly[:5])
+    assert len(random_orders) > 1  # the default order does vary
+    with pytest.raises(ValueError, match="object order"):
+        captions(Scene(objs), np.random.default_rng(0), object_order="sorted")
+
+
+def test_reading_order_corpus_has_the_same_images_and_phrasings(corpus, tmp_path):
+    out, _ = corpus
+    generate_scenes_corpus(tmp_path, n_train=6, n_eval=3, n_heldout=3, seed=5, size=64, object_order="reading")
+    for split in ("train", "eval", "heldout"):
+        for a, b in zip(read_rows(out / split), read_rows(tmp_path / split), strict=True):
+            assert a["objects"] == b["objects"] and Counter(parse_caption(a["text"])) == Counter(parse_caption(b["text"]))
+            assert (out / split / a["file_name"]).read_bytes() == (tmp_path / split / b["file_name"]).read_bytes()
+    with pytest.raises(ValueError, match="object order"):
+        generate_scenes_corpus(tmp_path / "x", 1, 0, 0, size=32, object_order="sorted")
+
+
 def test_counts_and_articles():
     objs = [SceneObject("orange", "star", "small", x, 0.15) for x in (0.15, 0.5)]
     objs.append(SceneObject("orange", "diamond", "large", 0.5, 0.85))
