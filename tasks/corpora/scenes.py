@@ -274,6 +274,11 @@ def _background_phrase(background: Background) -> str:
     return f"on a textured {background.colours[0]} background"
 
 
+def _check_object_order(object_order: str) -> None:
+    if object_order not in OBJECT_ORDERS:
+        raise ValueError(f"object order must be one of {OBJECT_ORDERS}, got {object_order!r}")
+
+
 def _reading_key(group: list[SceneObject]) -> tuple[int, int]:
     """(row, column) of the group's first cell in reading order: top row first, left to right."""
     return min((obj.cell[1], obj.cell[0]) for obj in group)
@@ -286,8 +291,7 @@ def captions(scene: Scene, rng: np.random.Generator, object_order: str = "random
     appears, reading the grid top row first and left to right, so a model can name them in one scan of the
     image. The permutation is drawn either way, so the two orders give the same phrasings otherwise.
     """
-    if object_order not in OBJECT_ORDERS:
-        raise ValueError(f"object order must be one of {OBJECT_ORDERS}, got {object_order!r}")
+    _check_object_order(object_order)
     groups = list(_groups(scene.objects).values())
     permutation = rng.permutation(len(groups))
     order = sorted(groups, key=_reading_key) if object_order == "reading" else [groups[i] for i in permutation]
@@ -365,8 +369,7 @@ def generate_scenes_corpus(
 
     if n_train < 1 or n_eval < 0 or n_heldout < 0:
         raise ValueError(f"need n_train >= 1 and n_eval, n_heldout >= 0; got {n_train}, {n_eval}, {n_heldout}")
-    if object_order not in OBJECT_ORDERS:
-        raise ValueError(f"object order must be one of {OBJECT_ORDERS}, got {object_order!r}")
+    _check_object_order(object_order)
     if size < 32:
         raise ValueError(f"image size must be at least 32 px, got {size}")
     out = Path(out)

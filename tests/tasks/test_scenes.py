@@ -132,8 +132,10 @@ def test_reading_order_corpus_has_the_same_images_and_phrasings(corpus, tmp_path
         for a, b in zip(read_rows(out / split), read_rows(tmp_path / split), strict=True):
             assert a["objects"] == b["objects"] and Counter(parse_caption(a["text"])) == Counter(parse_caption(b["text"]))
             assert (out / split / a["file_name"]).read_bytes() == (tmp_path / split / b["file_name"]).read_bytes()
+    written = read_rows(tmp_path / "train")
     with pytest.raises(ValueError, match="object order"):
-        generate_scenes_corpus(tmp_path / "x", 1, 0, 0, size=32, object_order="sorted")
+        generate_scenes_corpus(tmp_path, 1, 0, 0, size=32, object_order="sorted")
+    assert read_rows(tmp_path / "train") == written  # refused before anything already written is cleared
 
 
 def test_counts_and_articles():
