@@ -113,7 +113,7 @@ class TrainingConfig:
     save_every: int = 200  # steps between `last/` checkpoints (resume points); 0 = only at the end
     save_adapter_only: bool = True  # checkpoints store what trained and name the pretrained parts
     gradient_checkpointing: bool = False  # recompute backbone activations in backward: less memory, more time
-    mixed_precision: Literal["auto", "no", "bf16"] = "auto"  # auto = bf16 autocast on GPU, fp32 on CPU
+    mixed_precision: Literal["auto", "no", "bf16"] = "auto"  # auto = bf16 autocast on GPU, fp32 on CPU (train.py)
 
 
 @dataclass
@@ -213,6 +213,9 @@ def _field_names(cls: type) -> str:
     return ", ".join(f.name for f in dataclasses.fields(cls))
 
 
+_YAML_BOOL_WORDS = {False: ("no", "off", "false"), True: ("yes", "on", "true")}
+
+
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
@@ -239,6 +242,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     if origin is Literal:
+        if isinstance(value, bool):  # YAML 1.1 reads a bare no/off as false, yes/on as true
+            value = next((w for w in _YAML_BOOL_WORDS[value] if w in args), value)
         if value not in args:
             raise ConfigError(f"'{where}' is {value!r}; valid values: {', '.join(map(str, args))}")
         return value

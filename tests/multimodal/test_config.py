@@ -23,6 +23,16 @@ def test_overrides_reach_nested_fields(tiny_config_path):
     assert config.encoders.image is None
 
 
+def test_bare_yaml_no_is_the_word_no(tiny_config_path, tmp_path):
+    """YAML reads a bare `no` as false; a choice that has the word "no" takes it as that word."""
+    assert load_config(tiny_config_path, ["training.mixed_precision=no"]).training.mixed_precision == "no"
+    config = tmp_path / "no.yaml"
+    config.write_text("training:\n  mixed_precision: no\n")
+    assert load_config(config).training.mixed_precision == "no"
+    with pytest.raises(ConfigError, match=r"'backbone\.kind' is False; valid values: causal, encoder"):
+        load_config(tiny_config_path, ["backbone.kind=no"])
+
+
 def test_unknown_key_lists_valid_keys(tiny_config_path):
     with pytest.raises(ConfigError, match=r"unknown config key 'training\.bach_size'.*batch_size"):
         load_config(tiny_config_path, ["training.bach_size=8"])
