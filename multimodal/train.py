@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from multimodal.build import build
 from multimodal.checkpoint import init_from, load_weights, recover, save
-from multimodal.config import Config
+from multimodal.config import Config, TrainingConfig
 from multimodal.data import collator_for, load_rows, task_loader
 from multimodal.evaluate import evaluate
 from multimodal.mixture import SCORE, Mixture
@@ -37,6 +37,17 @@ from tasks.metrics import HIGHER_IS_BETTER
 log = logging.getLogger(__name__)
 TRAINER_STATE = "trainer_state.pt"
 METRICS_FILE = "metrics.jsonl"
+
+
+def mixed_precision(tc: TrainingConfig) -> str:
+    """`training.mixed_precision` resolved: "auto" is bf16 autocast on a GPU and fp32 ("no") on a CPU.
+
+    bf16 on a CPU is opt-in: it pays only where the CPU multiplies bf16 natively (AVX512-BF16 or AMX;
+    `benchmarks/step_time.py CONFIG --against training.mixed_precision=bf16` measures it).
+    """
+    if tc.mixed_precision != "auto":
+        return tc.mixed_precision
+    return "bf16" if torch.cuda.is_available() else "no"
 
 
 @dataclass
@@ -64,13 +75,14 @@ def train(
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # workers fork after the tokenizer ran
     tc, dc = config.training, config.data
     output = Path(output_dir)
-    precision = tc.mixed_precision if tc.mixed_precision != "auto" else ("bf16" if torch.cuda.is_available() else "no")
     # A batch of one task leaves other modalities' encoders without gradients: DDP must allow that.
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # accelerate runs torchrun's CPU processes as DDP (gloo) only with cpu=True
-        mixed_precision=precision,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
     )
+    # Our own autocast, not accelerate's: its precision is fixed once per process, so a second `train` in the
+    # same process (a notebook) with another precision would fail.
+    bf16 = mixed_precision(tc) == "bf16"
     main = accelerator.is_main_process
     if dc.mixture and (train_data is not None or eval_data is not None):
         raise ValueError("data.mixture lists each task's train and eval data; "
@@ -159,8 +171,9 @@ def train(
             batch.pop("references")
             batch = {key: v.to(accelerator.device) for key, v in batch.items()}
             sync = k == tc.grad_accum_steps - 1
-            with (contextlib.nullcontext() if sync else accelerator.no_sync(ddp_model)), accelerator.autocast():
-                loss = ddp_model(**batch).loss
+            with contextlib.nullcontext() if sync else accelerator.no_sync(ddp_model):
+                with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16):
+                    loss = ddp_model(**batch).loss
                 accelerator.backward(loss / tc.grad_accum_steps)
             window["loss"] += float(loss.detach())
             window["n"] += 1

@@ -212,3 +212,21 @@ def test_gradient_checkpointing_gives_the_same_gradients(tmp_path):
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys() and any("lora_" in n for n in grads[0])
     assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    from multimodal.train import mixed_precision
+
+    data = image_folder(tmp_path / "images")
+    losses = {}
+    for precision in ("no", "bf16"):
+        config = load_config(ROOT / "configs/tiny.yaml", FAST + ["training.max_steps=10", "training.eval_every=0",
+                                                                 f"training.mixed_precision={precision}"])
+        assert mixed_precision(config.training) == precision
+        train(config, tmp_path / precision, train_data=data, progress=False)
+        losses[precision] = [r["loss"] for r in records(tmp_path / precision) if "loss" in r]
+    assert losses["bf16"] != losses["no"], "bf16 was asked for but the steps ran in fp32"
+    assert all(abs(b - f) < 0.05 * f for b, f in zip(losses["bf16"], losses["no"])), losses
+    assert losses["bf16"][-1] < losses["bf16"][0]
+    auto = load_config(ROOT / "configs/tiny.yaml").training
+    assert mixed_precision(auto) == ("bf16" if torch.cuda.is_available() else "no")
