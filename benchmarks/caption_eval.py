@@ -7,7 +7,8 @@ emoji newly drawn and `heldout` = unseen emoji; or any imagefolder given with `-
 BLEU-4 and CIDEr-D against every reference phrasing of the row (`captions`, else `text`), and
 - scenes: the share of captions that name exactly the scene's (count, colour, shape) groups
   (`tasks.corpora.scenes.caption_is_correct`; the issue's goal: >= 95 % on eval, >= 80 % on held-out combos),
-  and that share among scenes of one, two and three or more colour/shape groups;
+  and that share among scenes of one, two and three or more colour/shape groups; and the share of scenes
+  with each kind of mistake (`error_count`, `error_repeated`, ...: `tasks.corpora.scenes.caption_error`);
 - emoji: the share of drawn emoji whose name (as the corpus phrases it) appears in the caption.
 Then the captioning latency per image, one image at a time and batched, and a PNG grid of held-out images
 with their generated captions (default `benchmarks/results/caption_grid.png`). `--json FILE` keeps it all.
@@ -75,14 +76,17 @@ def score(s: EvalSet) -> dict[str, float]:
     out = {"n_images": len(s.rows), "bleu4": bleu4(refs, s.hypotheses)}
     out["cider_d"] = cider_d(refs, s.hypotheses) if len(refs) >= 2 else float("nan")
     if s.kind == "scenes":
-        from tasks.corpora.scenes import caption_is_correct, scene_counts
+        from tasks.corpora.scenes import CAPTION_ERRORS, caption_error, scene_counts
 
-        correct = [caption_is_correct(h, r["objects"]) for h, r in zip(s.hypotheses, s.rows)]
+        errors = [caption_error(h, r["objects"]) for h, r in zip(s.hypotheses, s.rows)]
+        correct = [e is None for e in errors]
         out["scenes_correct"] = sum(correct) / len(s.rows)
         groups = [min(len(scene_counts(r["objects"])), 3) for r in s.rows]  # its (count, colour, shape) groups
         for n in sorted(set(groups)):  # where it fails: the share correct by the number of colour/shape groups
             out[f"correct_{n}{'+' if n == 3 else ''}_groups"] = (
                 sum(c for c, g in zip(correct, groups) if g == n) / groups.count(n))
+        for kind in CAPTION_ERRORS:  # how it fails: the share of all scenes with each kind of mistake
+            out[f"error_{kind}"] = errors.count(kind) / len(s.rows)
     elif s.kind == "emoji":
         from tasks.corpora.emoji import emoji_phrase
 

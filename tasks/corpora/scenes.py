@@ -341,6 +341,31 @@ def caption_is_correct(text: str, scene_objects: Iterable[SceneObject | Mapping]
     return Counter(parse_caption(text)) == scene_counts(scene_objects)
 
 
+CAPTION_ERRORS = ("count", "repeated", "missing", "extra", "substituted")  # see `caption_error`
+
+
+def caption_error(text: str, scene_objects: Iterable[SceneObject | Mapping]) -> str | None:
+    """What a caption gets wrong about a scene's objects, as one word; None when `caption_is_correct`.
+
+    By the (colour, shape) kinds the caption names against those in the scene: the same kinds but a count
+    wrong ("count"), or one kind named in two groups ("repeated": "two red stars and a red star"); kinds left
+    out ("missing"); kinds added ("extra"); or a kind that is not there named in place of one that is
+    ("substituted", also when some are missing or added besides).
+    """
+    objects = list(scene_objects)
+    if caption_is_correct(text, objects):
+        return None
+    groups = [(colour, shape) for _, colour, shape in parse_caption(text)]
+    named, present = set(groups), {_object_fields(obj) for obj in objects}
+    if named == present:
+        return "repeated" if len(groups) > len(named) else "count"
+    if named < present:
+        return "missing"
+    if named > present:
+        return "extra"
+    return "substituted"
+
+
 # ---- corpus ------------------------------------------------------------------------------------------------
 
 

@@ -33,8 +33,12 @@ def test_scores_are_right_on_the_references_themselves(corpora):
     assert bench.score(scenes)["scenes_correct"] == 1.0 and bench.score(scenes)["bleu4"] > 0.99
     by_groups = {k: v for k, v in bench.score(scenes).items() if k.startswith("correct_")}
     assert by_groups and set(by_groups.values()) == {1.0}
+    assert all(v == 0.0 for k, v in bench.score(scenes).items() if k.startswith("error_"))
     scenes.hypotheses = ["a blue circle"] * len(scenes.rows)
-    assert bench.score(scenes)["scenes_correct"] < 1.0
+    metrics = bench.score(scenes)
+    assert metrics["scenes_correct"] < 1.0
+    errors = {k: v for k, v in metrics.items() if k.startswith("error_")}
+    assert len(errors) == 5 and sum(errors.values()) == pytest.approx(1.0 - metrics["scenes_correct"])
     # One scene captioned right, the rest wrong: its number of groups alone scores 1 / (scenes with that many).
     scenes.hypotheses = [scenes.rows[0]["text"]] + ["nothing"] * (len(scenes.rows) - 1)
     groups = [min(len({(o["colour"], o["shape"]) for o in r["objects"]}), 3) for r in scenes.rows]

@@ -12,12 +12,14 @@ import pytest
 
 from tasks.corpora.scenes import (
     ALL_COMBOS,
+    CAPTION_ERRORS,
     COLOURS,
     HELD_OUT_COMBOS,
     TRAIN_COMBOS,
     Background,
     Scene,
     SceneObject,
+    caption_error,
     caption_is_correct,
     captions,
     generate_scenes_corpus,
@@ -163,6 +165,23 @@ def test_caption_is_correct_rejects_wrong_captions():
     assert not caption_is_correct("a red triangle and two blue squares", objs)  # wrong shape
     rows = [{"colour": o.colour, "shape": o.shape} for o in objs]  # metadata rows work as well
     assert caption_is_correct("there are two blue squares and a red circle", rows)
+
+
+def test_caption_error_names_the_kind_of_mistake():
+    objs = [
+        SceneObject("red", "circle", "small", 0.15, 0.15),
+        SceneObject("blue", "square", "large", 0.5, 0.5),
+        SceneObject("blue", "square", "small", 0.85, 0.85),
+    ]
+    assert caption_error("a red circle and two blue squares", objs) is None
+    assert caption_error("a red circle and three blue squares", objs) == "count"
+    assert caption_error("a red circle, a blue square and a large blue square", objs) == "repeated"
+    assert caption_error("two blue squares", objs) == "missing"
+    assert caption_error("a red circle, a red star and two blue squares", objs) == "extra"
+    assert caption_error("a red triangle and two blue squares", objs) == "substituted"
+    assert caption_error("a green star", objs) == "substituted"
+    assert caption_error("nothing here", objs) == "missing"
+    assert set(CAPTION_ERRORS) == {"count", "repeated", "missing", "extra", "substituted"}
 
 
 def test_hold_out():
