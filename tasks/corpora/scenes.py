@@ -353,9 +353,10 @@ def caption_error(text: str, scene_objects: Iterable[SceneObject | Mapping]) -> 
     ("substituted", also when some are missing or added besides).
     """
     objects = list(scene_objects)
-    if caption_is_correct(text, objects):
+    parsed = parse_caption(text)
+    if Counter(parsed) == scene_counts(objects):  # `caption_is_correct`, on the one parse
         return None
-    groups = [(colour, shape) for _, colour, shape in parse_caption(text)]
+    groups = [(colour, shape) for _, colour, shape in parsed]
     named, present = set(groups), {_object_fields(obj) for obj in objects}
     if named == present:
         return "repeated" if len(groups) > len(named) else "count"
