@@ -245,7 +245,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if isinstance(value, bool):  # YAML 1.1 reads a bare no/off as false, yes/on as true
             value = next((w for w in _YAML_BOOL_WORDS[value] if w in args), value)
         if value not in args:
-            raise ConfigError(f"'{where}' is {value!r}; valid values: {', '.join(map(str, args))}")
+            read = " (YAML reads a bare yes/no/on/off as a boolean)" if isinstance(value, bool) else ""
+            raise ConfigError(f"'{where}' is {value!r}{read}; valid values: {', '.join(map(str, args))}")
         return value
     if origin is list:
         if not isinstance(value, (list, tuple)):

@@ -29,7 +29,8 @@ def test_bare_yaml_no_is_the_word_no(tiny_config_path, tmp_path):
     config = tmp_path / "no.yaml"
     config.write_text("training:\n  mixed_precision: no\n")
     assert load_config(config).training.mixed_precision == "no"
-    with pytest.raises(ConfigError, match=r"'backbone\.kind' is False; valid values: causal, encoder"):
+    bool_read = r"'backbone\.kind' is False \(YAML reads a bare yes/no/on/off as a boolean\); valid values: causal"
+    with pytest.raises(ConfigError, match=bool_read):
         load_config(tiny_config_path, ["backbone.kind=no"])
 
 
