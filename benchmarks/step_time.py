@@ -1,4 +1,5 @@
-"""One training step (forward + backward + AdamW) of a config on a synthetic image+audio+text batch.
+"""One training step (forward + backward + AdamW) of a config on a synthetic image+audio+text batch (text only
+for a config without encoders).
 
 Prints build time, parameter counts and the median step time, with a bare-backbone step on the same
 token count as the reference in the same run (so machine noise affects both alike). `--against` builds a
@@ -37,6 +38,8 @@ def batch_of(model, batch_size: int, audio_s: float) -> dict:
         elif "audio" in model.encoders:
             audio = rng.randn(int(audio_s * 16000)).astype("float32") * 0.1
             examples.append(mm.Example("<audio>\nTranscribe the audio.", "the quick brown fox jumps over the lazy dog", audios=[audio]))
+        else:  # a text-only config: the backbone's step on a text prompt and target
+            examples.append(mm.Example("Name the fruit: a small red fruit on a stem.", "a cherry"))
     return mm.Processor(model)(examples)
 
 
