@@ -338,7 +338,7 @@ def scene_counts(scene_objects: Iterable[SceneObject | Mapping]) -> Counter:
 
 def caption_is_correct(text: str, scene_objects: Iterable[SceneObject | Mapping]) -> bool:
     """True when the caption names exactly the scene's (count, colour, shape) groups, each once."""
-    return Counter(parse_caption(text)) == scene_counts(scene_objects)
+    return caption_error(text, scene_objects) is None
 
 
 CAPTION_ERRORS = ("count", "repeated", "missing", "extra", "substituted")  # see `caption_error`
@@ -354,7 +354,7 @@ def caption_error(text: str, scene_objects: Iterable[SceneObject | Mapping]) -> 
     """
     objects = list(scene_objects)
     parsed = parse_caption(text)
-    if Counter(parsed) == scene_counts(objects):  # `caption_is_correct`, on the one parse
+    if Counter(parsed) == scene_counts(objects):  # the one rule of a correct caption (`caption_is_correct`)
         return None
     groups = [(colour, shape) for _, colour, shape in parsed]
     named, present = set(groups), {_object_fields(obj) for obj in objects}
