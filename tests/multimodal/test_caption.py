@@ -131,3 +131,14 @@ def test_cli_writes_scenes_with_captions_in_reading_order(tmp_path, capsys):
         for text in row["captions"][:5]:  # the listing phrasings
             assert parse_caption(text) == sorted(first_cell, key=first_cell.get), text
     assert any(len(row["captions"][0].split(" and ")) > 1 for row in rows)  # some scenes have several groups
+
+
+def test_cli_takes_every_corpus_object_order():
+    # the CLI spells the choices out so that `--help` does not import the corpus; they must not drift apart
+    from multimodal.cli import parser
+    from tasks.corpora.scenes import OBJECT_ORDERS
+
+    for order in OBJECT_ORDERS:
+        assert parser().parse_args(["data", "scenes", "--out", "x", "--object-order", order]).object_order == order
+    with pytest.raises(SystemExit):
+        parser().parse_args(["data", "scenes", "--out", "x", "--object-order", "alphabetical"])
