@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 USER_ERRORS = (ValueError, FileNotFoundError, OSError)  # bad input: one clear line, no traceback
@@ -188,12 +189,20 @@ def _data(args: argparse.Namespace) -> None:
 
 
 def _ngram(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
     from tasks.text_files import read_texts
-    from tasks.ngram_lm import write_arpa
+    from tasks.ngram_lm import common_words, write_arpa
 
     texts = [text for source in args.texts for text in read_texts(source)]
-    counts = write_arpa(texts, args.out, order=args.order)
+    prior = common_words(args.common_words) if args.common_words else None
+    counts = write_arpa(texts, args.out, order=args.order, prior=prior)
     print(f"wrote {args.out}: " + ", ".join(f"{n:,} {k}-grams" for k, n in counts.items()))
+    if args.words_out:  # the lexicon that goes with it: the transcripts (for running-speech forms) and the common words
+        out = Path(args.words_out)
+        out.with_name(out.name + ".tmp").write_text("".join(f"{t}\n" for t in [*texts, *(prior or {})]), encoding="utf-8")
+        os.replace(out.with_name(out.name + ".tmp"), out)
+        print(f"wrote {args.words_out}: a word list for transcribe --lexicon")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -323,6 +332,10 @@ def parser() -> argparse.ArgumentParser:
     ng.add_argument("texts", nargs="+", help="text files (one sentence a line), or JSONL / JSON / CSV with a `text` column (e.g. metadata.jsonl)")
     ng.add_argument("--out", required=True, help="ARPA file to write, e.g. runs/words.arpa")
     ng.add_argument("--order", type=int, default=3, help="n of the n-grams (default: %(default)s)")
+    ng.add_argument("--common-words", type=int, default=0, metavar="N",
+                    help="give the N most common English words (wordfreq) a unigram probability by their frequency, "
+                         "so the search can write words the transcripts lack (e.g. 100000; default: off)")
+    ng.add_argument("--words-out", help="also write the lexicon to search with: the transcripts and the common words")
     ng.set_defaults(func=_ngram)
 
     d = sub.add_parser("demo", help="train the multi-task demo model (or reuse it) and show it at work")

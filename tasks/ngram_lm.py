@@ -10,7 +10,12 @@ D = n1 / (n1 + 2 n2) from the counts of counts (Chen & Goodman 1998), in KenLM's
 - a sentence is `<s> w1 ... wn </s>`;
 - the highest order counts n-grams; a lower order counts the distinct words seen before an n-gram (its
   continuation count), except for n-grams that start with `<s>`, which nothing precedes;
-- the unigram distribution is interpolated with the uniform one over the vocabulary and `<unk>`;
+- the unigram distribution is interpolated with the uniform one over the vocabulary and `<unk>`, or, given a
+  `prior` (word -> weight, e.g. wordfreq's frequencies of common English words), with the prior's distribution over
+  the transcripts' words and the prior's together: the mass the unigram discount leaves then goes to words in
+  proportion to how common they are, and words the transcripts never held get a probability at all (without it,
+  a lexicon search with this LM could only write them as `<unk>`). Words the prior lacks, and `<unk>`, weigh as
+  its rarest word;
 - each listed n-gram stores its interpolated log10 probability and, as its back-off weight, the mass its
   discounts left to the lower order, so p(w | h) = bow(h) * p(w | h[1:]) for an unseen w exactly.
 """
@@ -63,8 +68,10 @@ def discount(counts: Counter) -> float:
     return n1 / (n1 + 2 * n2) if n1 and n2 else 0.5
 
 
-def kneser_ney(sentences: Iterable[list[str]], order: int = DEFAULT_ORDER) -> tuple[list[dict], list[dict]]:
-    """(log10 probabilities, log10 back-off weights) per order, as the ARPA file lists them (index 0 unused)."""
+def kneser_ney(sentences: Iterable[list[str]], order: int = DEFAULT_ORDER,
+               prior: dict[str, float] | None = None) -> tuple[list[dict], list[dict]]:
+    """(log10 probabilities, log10 back-off weights) per order, as the ARPA file lists them (index 0 unused).
+    `prior`: word -> positive weight, the unigram's base distribution instead of the uniform one (see above)."""
     if order < 1:
         raise ValueError(f"n-gram order must be at least 1, got {order}")
     adjusted = adjusted_counts(count_ngrams(sentences, order))
@@ -80,9 +87,9 @@ def kneser_ney(sentences: Iterable[list[str]], order: int = DEFAULT_ORDER) -> tu
         left = {h: d * types[h] / totals[h] for h in totals}  # mass each context leaves to the lower order
         if k == 1:
             vocabulary = [g for g in adjusted[1] if g[0] != BOS] + [(UNK,)]
-            uniform = left[()] / len(vocabulary)
-            for g in vocabulary:
-                probs[1][g] = max(adjusted[1].get(g, 0) - d, 0) / totals[()] + uniform
+            base = _base_distribution(vocabulary, prior)
+            for g, b in base.items():
+                probs[1][g] = max(adjusted[1].get(g, 0) - d, 0) / totals[()] + left[()] * b
             probs[1][(BOS,)] = 0.0  # listed with NO_PROB below
         else:
             for ngram, c in adjusted[k].items():
@@ -96,15 +103,31 @@ def kneser_ney(sentences: Iterable[list[str]], order: int = DEFAULT_ORDER) -> tu
     return logs, log_backoffs
 
 
-def write_arpa(texts: Iterable[str], path: str | os.PathLike, order: int = DEFAULT_ORDER) -> dict[int, int]:
+def _base_distribution(vocabulary: list[tuple[str, ...]], prior: dict[str, float] | None) -> dict[tuple[str, ...], float]:
+    """The unigram's base distribution: uniform over `vocabulary`, or `prior`'s weights over it and the prior's
+    own words (absent words and <unk> weigh as the prior's smallest weight), normalized."""
+    if not prior:
+        return {g: 1 / len(vocabulary) for g in vocabulary}
+    if any(not w > 0 for w in prior.values()):
+        raise ValueError("n-gram prior weights must be positive")
+    floor = min(prior.values())
+    weights = {g: prior.get(g[0], floor) for g in vocabulary}
+    weights.update({(w,): p for w, p in prior.items() if w not in (BOS, EOS)})
+    total = sum(weights.values())
+    return {g: w / total for g, w in weights.items()}
+
+
+def write_arpa(texts: Iterable[str], path: str | os.PathLike, order: int = DEFAULT_ORDER,
+               prior: dict[str, float] | None = None) -> dict[int, int]:
     """Estimate an `order`-gram LM from `texts` (normalized like CTC transcripts) and write it to `path` as ARPA.
+    `prior`: word -> weight for the unigram's base distribution (see the module's notes; e.g. `common_words`).
 
     Returns the number of n-grams per order. The file is written next to `path` and renamed into place.
     """
     sentences = [words for words in (normalize(str(t)).split() for t in texts) if words]
     if not sentences:
         raise ValueError(f"no words to estimate an n-gram LM from (for {os.fspath(path)!r})")
-    logs, log_backoffs = kneser_ney(sentences, order)
+    logs, log_backoffs = kneser_ney(sentences, order, prior)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -120,3 +143,20 @@ def write_arpa(texts: Iterable[str], path: str | os.PathLike, order: int = DEFAU
     os.replace(tmp, path)
     return {k: len(logs[k]) for k in range(1, order + 1)}
 
+
+
+def common_words(n: int, language: str = "en") -> dict[str, float]:
+    """The `n` most frequent words of `language` by the `wordfreq` package (its word lists ship inside it, so this
+    works offline), normalized like CTC transcripts, -> frequency: a prior for `write_arpa` and, as a word list,
+    a lexicon for words the transcripts never held."""
+    if n < 1:
+        raise ValueError(f"the number of common words must be at least 1, got {n}")
+    try:
+        from wordfreq import top_n_list, word_frequency
+    except ImportError as e:
+        raise ImportError("common words come from the wordfreq package: pip install wordfreq") from e
+    words: dict[str, float] = {}
+    for w in top_n_list(language, n):
+        if normalize(w) == w and w not in words:  # drops words the CTC alphabet cannot spell (digits, accents)
+            words[w] = word_frequency(w, language)
+    return words

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tasks.ctc_lexicon import LexiconDecoder, as_lexicon_decoder
-from tasks.ngram_lm import BOS, EOS, UNK, write_arpa
+from tasks.ngram_lm import BOS, EOS, UNK, common_words, write_arpa
 
 from .test_ctc_lexicon import logits_for, spelled
 
@@ -91,6 +91,49 @@ def test_the_lm_picks_the_word_it_has_seen(tmp_path):
     words = ["the", "cat", "cap", "sat", "a"]
     assert LexiconDecoder(words)(logits, mask) == ["the cap sat"]
     assert LexiconDecoder(words, lm=tmp_path / "lm.arpa")(logits, mask) == ["the cat sat"]
+
+
+def test_a_prior_gives_unseen_words_their_share_and_keeps_distributions(tmp_path):
+    # The prior knows "zebra" as common and "yak" as rare, neither in the texts: both get a unigram, in that order,
+    # every context still sums to one over the larger vocabulary, and seen words keep most of the mass.
+    path = tmp_path / "prior.arpa"
+    prior = {"the": 0.05, "cat": 1e-4, "zebra": 1e-3, "yak": 1e-6}
+    counts = write_arpa(TEXTS, path, order=3, prior=prior)
+    probs, backoffs = read_arpa(path)
+    assert counts[1] == len({w for t in TEXTS for w in t.lower().strip(".").split()}) + 2 + 3
+    assert probs[("yak",)] < probs[("zebra",)] < probs[("cat",)]
+    assert probs[(UNK,)] == pytest.approx(probs[("yak",)])  # absent words weigh as the prior's rarest
+    vocabulary = [g[0] for g in probs if len(g) == 1 and g[0] != BOS]
+    for context in [(), ("the",), (BOS, "the"), ("sat", "on"), ("zebra",)]:
+        total = sum(10 ** log10_prob(probs, backoffs, context[-2:], w) for w in vocabulary)
+        assert total == pytest.approx(1.0, abs=1e-4), context
+    seen = {w for t in TEXTS for w in t.lower().strip(".").split()} | {EOS}
+    assert sum(10 ** probs[(w,)] for w in seen) > 0.5
+    with pytest.raises(ValueError, match="positive"):
+        write_arpa(TEXTS, tmp_path / "bad.arpa", prior={"cat": 0.0})
+
+
+def test_common_words_are_spellable_and_ranked():
+    words = common_words(2000)
+    assert 1500 < len(words) <= 2000 and list(words)[:3] == ["the", "to", "and"]
+    assert all(w == w.lower() and not any(c.isdigit() for c in w) for w in words)
+    assert words["the"] > words["house"] > 0
+    with pytest.raises(ValueError, match="at least 1"):
+        common_words(0)
+
+
+def test_ngram_cli_writes_the_lm_and_its_open_lexicon(tmp_path):
+    from multimodal.cli import main
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TEXTS) + "\n")
+    main(["ngram", str(texts), "--out", str(tmp_path / "lm.arpa"), "--common-words", "500",
+          "--words-out", str(tmp_path / "words.txt")])
+    probs, _ = read_arpa(tmp_path / "lm.arpa")
+    assert ("because",) in probs and ("francisco",) in probs  # a common word the texts lack, and a text word
+    lines = (tmp_path / "words.txt").read_text().splitlines()
+    assert lines[: len(TEXTS)] == TEXTS and "because" in lines[len(TEXTS):]
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_bad_lm_input_is_named(tmp_path):
