@@ -22,6 +22,10 @@ Every spelling, of letters or phones, ends in the boundary token. flashlight emi
 enters its spelling's last token, and a hypothesis back at the root may not repeat that token; so a word
 whose last phone the head holds for several frames ("jail": l l l) lost to a split that starts a new word
 there ("j land"). Ending each word in the boundary, which the head emits after it, lets the last phone last.
+
+flashlight's trie holds at most six words per spelling and drops the rest as they come, in no set order. Eight
+accents' homophones pass that easily ("are" shares ɑː with "ah", "aah", "r" and 19 more in a 100k-word list),
+so before the search each spelling keeps the six words the word list's texts use most: "are" stays, "ahhhh" goes.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable
 
@@ -51,6 +56,7 @@ DEFAULT_LM_WORD_SCORE = 0.0
 # A phone head (several spellings a word, eight accents' homophones) chose other scores, the same way (README); a
 # beam threshold of 20 (flashlight's default: 50) halved its search time at the same WER.
 PHONE_DEFAULTS = {"word_score": -4.0, "lm_weight": 3.0, "lm_word_score": 2.0, "beam_threshold": 20.0}
+MAX_WORDS_PER_SPELLING = 6  # flashlight's Trie (kTrieMaxLabel): more words on one spelling are dropped at random
 LEXICON_FORMAT = 1  # bump when the spellings a word list gives change (phonemes.pronunciations, the boundary)
 
 
@@ -135,7 +141,25 @@ def _lexicon(texts: tuple[str, ...], units: str, accent: str) -> tuple[list[str]
         lines = _phone_lexicon(texts, [accent] if accent else espeak_voices()[0])
     else:
         lines = _lines({w: {tuple(w)} for w in read_words(texts)})
+    lines = _most_used_per_spelling(lines, Counter(w for text in texts for w in normalize(text).split()))
     return sorted({line.split(" ", 1)[0] for line in lines.splitlines()}), lines
+
+
+def _most_used_per_spelling(lines: str, uses: Counter) -> str:
+    """The lexicon's lines less, on each spelling held by more than MAX_WORDS_PER_SPELLING words, the words that
+    `uses` counts least (ties: the later word alphabetically), so the trie never drops one of its own choosing."""
+    words_of: defaultdict[str, list[str]] = defaultdict(list)
+    for line in lines.splitlines():
+        word, spelling = line.split(" ", 1)
+        words_of[spelling].append(word)
+    dropped = set()
+    for spelling, words in words_of.items():
+        if len(words) > MAX_WORDS_PER_SPELLING:
+            ranked = sorted(words, key=lambda w: (-uses[w], w))
+            dropped.update((w, spelling) for w in ranked[MAX_WORDS_PER_SPELLING:])
+    if not dropped:
+        return lines
+    return "".join(f"{line}\n" for line in lines.splitlines() if tuple(line.split(" ", 1)) not in dropped)
 
 
 def _lines(spellings: dict[str, set[tuple[str, ...]]]) -> str:

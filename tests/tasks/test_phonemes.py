@@ -114,3 +114,22 @@ def test_phone_lexicon_is_kept_on_disk_and_keyed_on_its_sentences(tmp_path, monk
     ctc_lexicon._lexicon.cache_clear()  # a cache it cannot write: decodes all the same
     assert LexiconDecoder(["The cat sat."], units="phonemes", accent="en-us").words == ["cat", "sat", "the"]
     ctc_lexicon._lexicon.cache_clear()
+
+
+def test_a_spelling_keeps_the_six_words_the_texts_use_most(tmp_path, monkeypatch, capfd):
+    # flashlight's trie holds six words a spelling and drops the rest in no set order (printing "Trie label number
+    # reached limit"). Eight words share aɪ here: the lexicon keeps the six the texts use most ("i", then the
+    # alphabetical first of the rest), and the trie never has to choose.
+    from tasks import ctc_lexicon
+    homophones = ["ai", "aigh", "ay", "aye", "eigh", "eye", "i", "igh"]
+    table = {w: {("aɪ",)} for w in homophones} | {"am": {("æ", "m")}}
+    monkeypatch.setattr(phonemes, "pronunciations", lambda sentences, accents: table)
+    monkeypatch.setattr(ctc_lexicon, "lexicon_cache_dir", lambda: tmp_path)
+    ctc_lexicon._lexicon.cache_clear()
+    decoder = LexiconDecoder(["i am", "I", *homophones], units="phonemes", accent="en-us")
+    captured = capfd.readouterr()
+    assert "limit" not in captured.out + captured.err
+    assert decoder.words == ["ai", "aigh", "am", "ay", "aye", "eigh", "i"]
+    heard = phone_logits("aɪ | æ m |".split())
+    assert decoder(heard, torch.ones(1, heard.shape[1], dtype=torch.bool))[0].endswith(" am")
+    ctc_lexicon._lexicon.cache_clear()
