@@ -10,6 +10,7 @@ import sys
 USER_ERRORS = (ValueError, FileNotFoundError, OSError)  # bad input: one clear line, no traceback
 LEXICON_HELP = ("with --decoder ctc: a word list (text file, or a metadata.jsonl whose \"text\" fields give the words); "
                 "the CTC output is read by a beam search that writes only these words")
+RESCORE_HELP = "with --lexicon: the model's backbone LM re-ranks the search's 20 best (slower, fewer word errors)"
 LM_HELP = "with --lexicon: a word n-gram LM (ARPA or KenLM binary, e.g. from `multimodal ngram`) in that search"
 
 
@@ -53,7 +54,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     rows = load_rows(args.data, task, "skip" if args.skip_bad_rows else "error", split="validation")
     model = mm.load(args.model)
     metrics = evaluate(model, rows, task, batch_size=args.batch_size, max_examples=args.max_examples, progress=True,
-                       decoder=args.decoder, lexicon=args.lexicon, lm=args.lm)
+                       decoder=args.decoder, lexicon=args.lexicon, lm=args.lm, rescore=args.rescore)
     _print_metrics(metrics, args.format)
 
 
@@ -81,7 +82,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     model = mm.load(args.model)
     failed = 0
     for result in transcribe(model, args.files, decoder=args.decoder, batch_size=args.batch_size, lexicon=args.lexicon,
-                             lm=args.lm):
+                             lm=args.lm, rescore=args.rescore):
         if result.error:
             failed += 1
             print(f"multimodal transcribe: skipped {result.error}", file=sys.stderr)
@@ -248,6 +249,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--decoder", choices=["lm", "ctc"], default="lm", help="transcribe: LM generation or CTC head")
     e.add_argument("--lexicon", help=LEXICON_HELP)
     e.add_argument("--lm", help=LM_HELP)
+    e.add_argument("--rescore", action="store_true", help=RESCORE_HELP)
     e.set_defaults(func=_evaluate)
 
     tr = sub.add_parser("transcribe", help="transcribe audio files of any length (any format ffmpeg reads)")
@@ -258,6 +260,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--decoder", choices=["lm", "ctc"], default="lm", help="LM generation, or the fast CTC head")
     tr.add_argument("--lexicon", help=LEXICON_HELP)
     tr.add_argument("--lm", help=LM_HELP)
+    tr.add_argument("--rescore", action="store_true", help=RESCORE_HELP)
     tr.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
     tr.set_defaults(func=_transcribe)
 

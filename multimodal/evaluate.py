@@ -43,14 +43,18 @@ def evaluate(
     decoder: str = "lm",
     lexicon: Any = None,
     lm: str | None = None,
+    rescore: bool = False,
 ) -> dict[str, Any]:
     """{"loss": ..., <metric>: ..., "n_examples": ...} on (the first `max_examples` of) `rows`.
 
     `lexicon` (decoder='ctc'): a word list or `LexiconDecoder` for the CTC beam search (tasks/ctc_lexicon.py);
-    `lm`: a word n-gram file that scores the words in that search.
+    `lm`: a word n-gram file that scores the words in that search; `rescore`: the backbone re-ranks its best.
     """
+    from multimodal.transcribe import backbone_scorer
+
     units = ctc_units(model.config.heads)
-    lexicon = as_lexicon_decoder(lexicon, decoder, lm, units.kind, units.accent)
+    lexicon = as_lexicon_decoder(lexicon, decoder, lm, units.kind, units.accent,
+                                 backbone_scorer(model) if rescore else None)
     if task.head:  # a classification or tagging head: no generation
         from multimodal.text_heads import evaluate_head
 

@@ -226,18 +226,20 @@ class MultimodalModel(nn.Module):
         return generate(self, batch, generation)
 
     def transcribe(self, audio: Any, decoder: str = "lm", batch_size: int = 8, sample_rate: int | None = None,
-                   progress: bool = False, lexicon: Any = None, lm: str | None = None):
+                   progress: bool = False, lexicon: Any = None, lm: str | None = None, rescore: bool = False):
         """Transcript(s) of a path, an array (at `sample_rate`) or a list of them; see multimodal.transcribe.
 
         Each Transcript has `.text`, `.segments` (start_s, end_s, text) and `.error` for a skipped file.
         `lexicon` (decoder="ctc"): a word list the CTC beam search may only write (tasks/ctc_lexicon.py);
-        `lm`: a word n-gram file (ARPA / KenLM) that scores the words in that search.
+        `lm`: a word n-gram file (ARPA / KenLM) that scores the words in that search; `rescore`: the backbone
+        re-ranks that search's best transcripts.
         """
         from multimodal.transcribe import transcribe
 
         single = not isinstance(audio, (list, tuple))
         results = list(transcribe(self, [audio] if single else list(audio), decoder=decoder, batch_size=batch_size,
-                                  sample_rate=sample_rate, progress=progress, lexicon=lexicon, lm=lm))
+                                  sample_rate=sample_rate, progress=progress, lexicon=lexicon, lm=lm,
+                                  rescore=rescore))
         return results[0] if single else results
 
     def caption(self, image: Any, batch_size: int = 8, num_beams: int = 1, max_new_tokens: int | None = None,

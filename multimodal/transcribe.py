@@ -27,6 +27,7 @@ from multimodal.generation import GenerationConfig
 from multimodal.processor import Example, Processor
 from tasks import get_task
 from tasks.ctc_lexicon import as_lexicon_decoder
+from tasks.lm_rescore import causal_lm_scorer
 from tasks.long_audio import OVERLAP_S, WINDOW_S, Segment, Window, join_segments, merge_windows, plan_windows
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,13 @@ class _Job:
     window: Window
 
 
+def backbone_scorer(model):
+    """The model's own backbone as an n-best rescorer (tasks/lm_rescore.py): texts -> log-probabilities."""
+    if getattr(model.config.backbone, "kind", "causal") != "causal":
+        raise ValueError(f"rescoring needs a causal LM backbone; this model's is {model.config.backbone.kind!r}")
+    return causal_lm_scorer(model.backbone, model.tokenizer)
+
+
 def transcribe(
     model,
     sources: list[Any],
@@ -99,12 +107,14 @@ def transcribe(
     progress: bool = True,
     lexicon: Any = None,
     lm: str | None = None,
+    rescore: bool = False,
 ) -> Iterator[Transcript]:
     """Transcripts of `sources` (paths or arrays at `sample_rate`), yielded in input order as each completes.
 
     `lexicon` (decoder='ctc' only): a word list (file, metadata.jsonl or strings) or a `LexiconDecoder`; the CTC
     head's output is then read by a beam search that emits only those words (tasks/ctc_lexicon.py). `lm`: a word
-    n-gram file (ARPA or KenLM binary, e.g. `multimodal ngram`) that scores the words in that search.
+    n-gram file (ARPA or KenLM binary, e.g. `multimodal ngram`) that scores the words in that search. `rescore`:
+    the model's backbone LM re-ranks that search's best transcripts (tasks/lm_rescore.py; slower, more accurate).
     """
     if decoder not in ("lm", "ctc"):
         raise ValueError(f"decoder must be 'lm' or 'ctc', got {decoder!r}")
@@ -112,7 +122,8 @@ def transcribe(
         raise ValueError("this model has no audio encoder")
     if decoder == "ctc" and "ctc" not in model.heads:
         raise ValueError("this model has no CTC head: use decoder='lm'")
-    lexicon = as_lexicon_decoder(lexicon, decoder, lm, model.config.heads.ctc_units, model.config.heads.ctc_phone_accent)
+    lexicon = as_lexicon_decoder(lexicon, decoder, lm, model.config.heads.ctc_units, model.config.heads.ctc_phone_accent,
+                                 backbone_scorer(model) if rescore else None)
     model.eval()
     task = get_task("transcribe")
     processor = Processor(model)

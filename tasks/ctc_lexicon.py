@@ -45,6 +45,7 @@ from tasks import phonemes
 from tasks.corpora.speech import espeak_voices
 from tasks.ctc import BLANK, VOCAB, normalize
 from tasks.ctc_units import CtcUnits
+from tasks.lm_rescore import Scorer, rescore
 from tasks.text_files import read_texts
 
 WORD_BOUNDARY = phonemes.WORD_BOUNDARY  # flashlight's word-boundary ("silence") token; for letters, the space
@@ -57,6 +58,8 @@ DEFAULT_LM_WORD_SCORE = 0.0
 # beam threshold of 20 (flashlight's default: 50) halved its search time at the same WER.
 PHONE_DEFAULTS = {"word_score": -4.0, "lm_weight": 3.0, "lm_word_score": 2.0, "beam_threshold": 20.0}
 MAX_WORDS_PER_SPELLING = 6  # flashlight's Trie (kTrieMaxLabel): more words on one spelling are dropped at random
+# N-best rescoring (tasks/lm_rescore.py) with SmolLM2: chosen on half of the held-out synthetic speech (README).
+DEFAULT_NBEST, DEFAULT_RESCORE_WEIGHT, DEFAULT_RESCORE_WORD_BONUS = 20, 1.0, 4.0
 LEXICON_FORMAT = 1  # bump when the spellings a word list gives change (phonemes.pronunciations, the boundary)
 
 
@@ -82,11 +85,16 @@ class LexiconDecoder:
     DEFAULT_LM_WEIGHT (a phone head: PHONE_DEFAULTS).
     `units`: what the CTC head predicts, "chars" or "phonemes" (the model's heads.ctc_units); `accent`: the one
     accent of a phone head's targets (heads.ctc_phone_accent), or "" for pronunciations in every English accent.
+    `rescorer`: texts -> log-probabilities (tasks/lm_rescore.py, e.g. the model's backbone): the search keeps its
+    `nbest` (default DEFAULT_NBEST; without a rescorer, 1) best transcripts and the rescorer re-ranks them,
+    weighted by `rescore_weight`, each word earning `rescore_word_bonus`.
     """
 
     def __init__(self, words: str | os.PathLike | Iterable[str], beam_size: int = DEFAULT_BEAM_SIZE,
                  word_score: float | None = None, lm: str | os.PathLike | None = None,
-                 lm_weight: float | None = None, units: str = "chars", accent: str = ""):
+                 lm_weight: float | None = None, units: str = "chars", accent: str = "",
+                 rescorer: Scorer | None = None, nbest: int | None = None,
+                 rescore_weight: float = DEFAULT_RESCORE_WEIGHT, rescore_word_bonus: float = DEFAULT_RESCORE_WORD_BONUS):
         try:
             from torchaudio.models.decoder import ctc_decoder
             import flashlight.lib.text  # noqa: F401  (torchaudio's decoder needs it; its own error is vaguer)
@@ -101,7 +109,12 @@ class LexiconDecoder:
                           else phone.get("lm_word_score", DEFAULT_LM_WORD_SCORE))
         if lm_weight is None:
             lm_weight = phone.get("lm_weight", DEFAULT_LM_WEIGHT)
+        nbest = (DEFAULT_NBEST if rescorer is not None else 1) if nbest is None else nbest
+        if nbest < 1 or (rescorer is not None and nbest < 2):
+            raise ValueError(f"nbest must be at least {2 if rescorer is not None else 1}"
+                             f"{' to rescore' if rescorer is not None else ''}, got {nbest}")
         self.units, self.accent = units, accent if units == "phonemes" else ""
+        self.rescorer, self.rescore_weight, self.rescore_word_bonus = rescorer, rescore_weight, rescore_word_bonus
         self.tokens = phonemes.VOCAB if units == "phonemes" else TOKENS  # both have WORD_BOUNDARY at index 1
         self.words, lines = _lexicon(tuple(read_lexicon_texts(words)), units, self.accent)
         with tempfile.TemporaryDirectory() as tmp:  # flashlight reads the lexicon from a file, once
@@ -111,12 +124,21 @@ class LexiconDecoder:
                 self._search = ctc_decoder(lexicon=str(lexicon), tokens=self.tokens, lm=None if lm is None else os.fspath(lm),
                                            lm_weight=lm_weight, beam_size=beam_size, word_score=word_score,
                                            beam_threshold=phone.get("beam_threshold", 50.0),
-                                           sil_token=WORD_BOUNDARY, blank_token=self.tokens[BLANK], unk_word="<unk>")
+                                           sil_token=WORD_BOUNDARY, blank_token=self.tokens[BLANK], unk_word="<unk>",
+                                           nbest=nbest)
             except RuntimeError as e:  # KenLM's own message for a file it cannot parse
                 raise ValueError(f"n-gram LM {os.fspath(lm)!r} could not be read: {e}") from e
 
     def __call__(self, logits: torch.Tensor, frame_mask: torch.Tensor) -> list[str]:
         """One transcript per clip. logits (N, T, V) from the CTC head; frame_mask (N, T) marks real frames."""
+        found = self.hypotheses(logits, frame_mask)
+        if self.rescorer is not None:
+            return rescore(found, self.rescorer, self.rescore_weight, self.rescore_word_bonus)
+        return [hypotheses[0][0] if hypotheses else "" for hypotheses in found]
+
+    def hypotheses(self, logits: torch.Tensor, frame_mask: torch.Tensor) -> list[list[tuple[str, float]]]:
+        """Per clip, the search's `nbest` (text, score) hypotheses, best first (none for a clip without frames).
+        Arguments as for calling the decoder."""
         if logits.shape[-1] != len(self.tokens):
             raise ValueError(f"CTC logits have {logits.shape[-1]} classes, the lexicon decoder ({self.units}) expects "
                              f"{len(self.tokens)}")
@@ -128,10 +150,8 @@ class LexiconDecoder:
         log_probs[:, :n_frames] = logits.detach().float().log_softmax(-1).cpu()
         log_probs[torch.arange(n_clips), lengths, :] = -1e4
         log_probs[torch.arange(n_clips), lengths, self.tokens.index(WORD_BOUNDARY)] = 0.0
-        texts = []
-        for hypotheses, n in zip(self._search(log_probs, (lengths + 1).to(torch.int32)), lengths.tolist()):
-            texts.append(" ".join(w for w in hypotheses[0].words if w) if hypotheses and n else "")
-        return texts
+        return [[(" ".join(w for w in h.words if w), float(h.score)) for h in hypotheses] if n else []
+                for hypotheses, n in zip(self._search(log_probs, (lengths + 1).to(torch.int32)), lengths.tolist())]
 
 
 @functools.lru_cache(maxsize=2)  # a grid of decoders over one word list (benchmarks) reads it once
@@ -194,16 +214,21 @@ def _phone_lexicon(texts: tuple[str, ...], accents: list[str]) -> str:
 
 def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[str] | None",
                        decoder: str = "ctc", lm: str | os.PathLike | None = None,
-                       units: str = "chars", accent: str = "") -> "LexiconDecoder | None":
+                       units: str = "chars", accent: str = "", rescorer: Scorer | None = None) -> "LexiconDecoder | None":
     """None stays None (greedy decoding); a decoder is used as is; anything else is a word list to build one from.
 
     `decoder` is the caller's decoder choice: a lexicon constrains the CTC decoder only. `lm` (an n-gram file)
     joins the search, and needs a lexicon. `units`, `accent`: the CTC head's (heads.ctc_units, ctc_phone_accent).
+    `rescorer` (tasks/lm_rescore.py) re-ranks the search's n best, and needs a lexicon too.
     """
     if lexicon is not None and decoder != "ctc":
         raise ValueError(f"a lexicon constrains the CTC decoder only; decoder is {decoder!r}")
     if lm is not None and lexicon is None:
         raise ValueError("an n-gram LM needs a lexicon (a word list) to search with; give both")
+    if rescorer is not None and lexicon is None:
+        raise ValueError("rescoring re-ranks the lexicon search's best transcripts: give a lexicon (a word list)")
+    if rescorer is not None and isinstance(lexicon, LexiconDecoder):
+        raise ValueError("the lexicon is an already built LexiconDecoder: give it the rescorer as LexiconDecoder(..., rescorer=)")
     if lm is not None and isinstance(lexicon, LexiconDecoder):
         raise ValueError("the lexicon is an already built LexiconDecoder: give it the LM as LexiconDecoder(..., lm=)")
     if isinstance(lexicon, LexiconDecoder) and lexicon.units != units:
@@ -213,4 +238,4 @@ def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[s
                          f"are in {accent or 'each voice'!r}")
     if lexicon is None or isinstance(lexicon, LexiconDecoder):
         return lexicon
-    return LexiconDecoder(lexicon, lm=lm, units=units, accent=accent)
+    return LexiconDecoder(lexicon, lm=lm, units=units, accent=accent, rescorer=rescorer)

@@ -39,8 +39,12 @@ def test_greedy_and_lexicon_side_by_side(tmp_path):
     results = load_benchmark("ctc_lexicon").main([
         "--model", str(tmp_path / "model"), "--clips", str(clips), "--lexicon", str(tmp_path / "words.txt"),
         "--word-scores", "-3", "--lm", str(tmp_path / "words.arpa"), "--lm-weights", "0.5", "2",
-        "--lm-word-scores", "0"])
+        "--lm-word-scores", "0", "--rescore", "--nbest", "3", "--rescore-weights", "0", "1", "--rescore-word-bonuses", "2"])
     assert set(results["by_lm_weight"]) == {"0.5/0", "2/0"} and results["chosen_lm"] in results["by_lm_weight"]
+    rescored = results["rescoring"]
+    assert rescored["lm_setting"] == results["chosen_lm"] and set(rescored["grid"]) == {"0/2", "1/2"}
+    assert rescored["oracle_report_wer"] <= min(r["report"]["wer"] for r in rescored["grid"].values())
+    assert rescored["distinct_texts"] >= 1
 
 
 def test_a_missing_word_list_stops_before_the_model_runs(tmp_path):

@@ -100,6 +100,31 @@ def test_ngram_lm_from_transcripts_joins_the_lexicon_search(tiny_asr, audio_file
     assert "nowhere.jsonl" in capsys.readouterr().err
 
 
+def test_the_backbone_rescores_the_lexicon_search(tiny_asr, audio_files, tmp_path, capsys, monkeypatch):
+    # --rescore: the search keeps its best transcripts and the model's own backbone scores them (the real scorer,
+    # watched): it is asked about lexicon sentences only, several a window, and the output is made of them.
+    import multimodal.transcribe as transcribe_module
+
+    asked = []
+    real = transcribe_module.causal_lm_scorer
+
+    def watched(lm, tokenizer):
+        score = real(lm, tokenizer)
+        return lambda texts: asked.append(list(texts)) or score(texts)
+    monkeypatch.setattr(transcribe_module, "causal_lm_scorer", watched)
+    words = tmp_path / "words.txt"
+    words.write_text("a an the cat hat sat on mat\n")
+    code = main(["transcribe", str(audio_files / "long.wav"), "--model", str(tiny_asr), "--decoder", "ctc",
+                 "--lexicon", str(words), "--rescore"])
+    out, _ = capsys.readouterr()
+    lexicon = set(words.read_text().split())
+    assert code == 0 and asked and len(asked[0]) > 1 and all(set(t.split()) <= lexicon for t in asked[0])
+    assert out.split() and set(out.split()) <= lexicon, out
+    assert main(["transcribe", str(audio_files / "long.wav"), "--model", str(tiny_asr), "--decoder", "ctc",
+                 "--rescore"]) == 2
+    assert "give a lexicon" in capsys.readouterr().err
+
+
 def test_cli_json_srt_and_a_bad_file(tiny_asr, audio_files, tmp_path, capsys):
     code = main(["transcribe", str(audio_files / "long.wav"), str(audio_files / "broken.wav"), "--model", str(tiny_asr),
                  "--format", "json"])

@@ -1,0 +1,53 @@
+"""N-best rescoring: the lexicon search's best few transcripts re-ranked by a causal language model.
+
+The word n-gram LM inside the beam (tasks/ngram_lm.py) knows a few words of context and only the sentences it
+was estimated from; it cannot tell "meet" from "meat" or "their" from "there" outside them. The model's own
+backbone (SmolLM2) read English at scale. After the search, each of a clip's N best hypotheses gets
+
+    search score + weight * log p_LM(text) + word_bonus * words(text)
+
+and the best is written. The LM's log-probability (natural log, the text alone after the tokenizer's
+beginning-of-sequence token, lowercase and unpunctuated as the search writes it) favours short texts, so the word
+bonus pays each word back. This is the field's second-pass rescoring; peers add a large LM the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+Scorer = Callable[[list[str]], list[float]]
+
+
+def rescore(hypotheses: Sequence[Sequence[tuple[str, float]]], score: Scorer, weight: float,
+            word_bonus: float) -> list[str]:
+    """The best text per clip. hypotheses: per clip, (text, search score) pairs, best first; `score`: texts -> LM
+    log-probabilities (see `causal_lm_scorer`), asked once for every distinct text of all clips."""
+    texts = sorted({text for clip in hypotheses for text, _ in clip if text})
+    lm = dict(zip(texts, score(texts))) if texts and weight else {}
+    return [max(clip, key=lambda h: h[1] + weight * lm.get(h[0], 0.0) + word_bonus * len(h[0].split()))[0]
+            if clip else "" for clip in hypotheses]
+
+
+def causal_lm_scorer(lm: torch.nn.Module, tokenizer, batch_size: int = 32) -> Scorer:
+    """texts -> summed natural-log probability of each text's tokens under `lm` (a Hugging Face causal LM), each
+    text after the tokenizer's BOS token (its EOS when it has no BOS). Batches are right-padded."""
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if start is None:
+        raise ValueError("the rescoring LM's tokenizer has neither a BOS nor an EOS token to start a text with")
+
+    @torch.no_grad()
+    def score(texts: list[str]) -> list[float]:
+        device, out = next(lm.parameters()).device, []
+        for i in range(0, len(texts), batch_size):
+            ids = [[start, *tokenizer(t, add_special_tokens=False)["input_ids"]] for t in texts[i : i + batch_size]]
+            width = max(map(len, ids))
+            input_ids = torch.tensor([x + [start] * (width - len(x)) for x in ids], device=device)  # (B, L)
+            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=device)  # (B, L)
+            logits = lm(input_ids=input_ids, attention_mask=mask).logits.float()  # (B, L, V)
+            taken = logits[:, :-1].log_softmax(-1).gather(-1, input_ids[:, 1:, None])[..., 0]  # (B, L - 1)
+            out += (taken * mask[:, 1:]).sum(1).tolist()
+        return out
+
+    return score

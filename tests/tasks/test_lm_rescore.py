@@ -1,0 +1,69 @@
+"""N-best rescoring: the search's hypotheses re-ranked by an LM's log-probability, the scorer a causal LM gives, and
+the lexicon decoder asking it."""
+
+import pytest
+import torch
+
+import multimodal as mm
+from tasks.ctc_lexicon import LexiconDecoder
+from tasks.lm_rescore import causal_lm_scorer, rescore
+
+from .test_ctc_lexicon import logits_for, spelled
+
+
+def fake_lm(preferred: dict[str, float]):
+    asked = []
+
+    def score(texts):
+        asked.append(list(texts))
+        return [preferred.get(t, -10.0 * len(t.split())) for t in texts]
+    return score, asked
+
+
+def test_rescore_weighs_the_lm_against_the_search_and_pays_words_back():
+    clips = [[("the cap sat", -1.0), ("the cat sat", -1.5)], [], [("a", -2.0), ("a cat", -2.2)]]
+    score, asked = fake_lm({"the cat sat": -5.0, "the cap sat": -9.0, "a": -3.0, "a cat": -6.0})
+    assert rescore(clips, score, weight=0.0, word_bonus=0.0) == ["the cap sat", "", "a"]  # the search's own order
+    assert asked == []  # weight 0: the LM is not run
+    assert rescore(clips, score, weight=1.0, word_bonus=0.0) == ["the cat sat", "", "a"]
+    assert asked == [["a", "a cat", "the cap sat", "the cat sat"]]  # every distinct text once, all clips together
+    assert rescore(clips, score, weight=1.0, word_bonus=4.0) == ["the cat sat", "", "a cat"]
+
+
+def test_causal_lm_scorer_sums_token_log_probs_alike_alone_and_padded():
+    model = mm.build("configs/tiny.yaml", ["encoders.image=null", "encoders.audio=null"]).eval()
+    lm, tok = model.backbone, model.tokenizer
+    score = causal_lm_scorer(lm, tok, batch_size=3)
+    texts = ["the cat sat on the mat", "a dog", "hello", "what a long and winding road this is"]
+    together = score(texts)
+    alone = [score([t])[0] for t in texts]
+    assert together == pytest.approx(alone, abs=1e-4)
+    ids = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id,
+           *tok("a dog", add_special_tokens=False)["input_ids"]]
+    with torch.no_grad():
+        logp = lm(input_ids=torch.tensor([ids])).logits[0, :-1].float().log_softmax(-1)
+    assert together[1] == pytest.approx(sum(logp[i, t].item() for i, t in enumerate(ids[1:])), abs=1e-4)
+    assert all(s < 0 for s in together)
+
+
+@pytest.mark.pretrained
+def test_smollm2_tells_homophones_apart():
+    model = mm.build("configs/tiny.yaml", ["encoders.image=null", "encoders.audio=null", "backbone.pretrained=true",
+                                           "backbone.overrides={}"]).eval()
+    score = causal_lm_scorer(model.backbone, model.tokenizer)
+    right, wrong = score(["i will meet you over there at noon", "i will meat you over their at noon"])
+    assert right > wrong + 3
+
+
+def test_the_lexicon_search_asks_the_rescorer_among_its_best():
+    # "ca?" is heard as p (0.55) over t (0.45): the search alone writes "cap"; a rescorer that finds "the cat sat"
+    # far likelier turns it, because "the cat sat" is among the search's n best.
+    frames = spelled("the cap sat", {6: {"p": 0.55, "t": 0.45}})
+    logits, mask = logits_for(frames), torch.ones(1, len(frames), dtype=torch.bool)
+    words = ["the", "cat", "cap", "sat", "a"]
+    score, asked = fake_lm({"the cat sat": -5.0, "the cap sat": -12.0})
+    assert LexiconDecoder(words)(logits, mask) == ["the cap sat"]
+    assert LexiconDecoder(words, rescorer=score, rescore_word_bonus=0.0)(logits, mask) == ["the cat sat"]
+    assert "the cap sat" in asked[0] and "the cat sat" in asked[0]
+    with pytest.raises(ValueError, match="nbest"):
+        LexiconDecoder(words, rescorer=score, nbest=1)
