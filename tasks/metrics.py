@@ -28,10 +28,12 @@ def _check_pair(name: str, references: Sequence, hypotheses: Sequence) -> None:
 
 
 def _normalize(texts: Sequence[str]) -> list[str]:
-    """Lowercase, drop Unicode punctuation, collapse and strip whitespace ("Don't!" -> "dont")."""
+    """Lowercase, hyphens and dashes to spaces ("well-known" -> "well known", as a transcript writes it), drop
+    other Unicode punctuation, collapse and strip whitespace ("Don't!" -> "dont")."""
     import jiwer
 
-    return jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])(
+    return jiwer.Compose([jiwer.ToLowerCase(), jiwer.SubstituteRegexes({r"[-\u2010-\u2015]": " "}),
+                          jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])(
         list(texts)
     )
 

@@ -54,6 +54,7 @@ def test_normalisation_applies_to_both_sides():
     assert cer(ref, hyp) == 0.0
     assert wer(ref, hyp, normalize=False) == pytest.approx(3 / 3)  # "The"/"the", "cat,"/"CAT", "sat!"/"sat"
     assert wer(["Don't stop."], ["dont stop"]) == 0.0  # apostrophes are punctuation too
+    assert wer(["A well-known fact - or not."], ["a well known fact or not"]) == 0.0  # hyphens part words
     assert metrics._normalize(["  Hello,   World!  "]) == ["hello world"]
 
 
