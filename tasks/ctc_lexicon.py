@@ -56,8 +56,8 @@ DEFAULT_LM_WEIGHT = 2.0  # with an n-gram LM (log10 scores); chosen the same way
 DEFAULT_LM_WORD_SCORE = 0.0
 # A phone head (several spellings a word, eight accents' homophones) chose other scores, the same way (README):
 # LM weight 2 and word score 2 in three of four model / lexicon pairs (16 k and 99 k words), and within 0.001 of the
-# choice on the fourth's tuning half (weight 3); a beam threshold of 20
-# (flashlight's default: 50) halved its search time at the same WER.
+# choice on the fourth's tuning half (weight 3); a beam threshold of 20 (flashlight's default: 50) halved its search
+# time at the same WER.
 PHONE_DEFAULTS = {"word_score": -4.0, "lm_weight": 2.0, "lm_word_score": 2.0, "beam_threshold": 20.0}
 MAX_WORDS_PER_SPELLING = 6  # flashlight's Trie (kTrieMaxLabel): more words on one spelling are dropped at random
 # N-best rescoring (tasks/lm_rescore.py) with SmolLM2: chosen on half of the held-out synthetic speech (README).
