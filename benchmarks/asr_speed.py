@@ -13,7 +13,8 @@ memory is its own; the wall time counts reading the audio and transcribing, not 
         --lexicon data/speech/train/metadata.jsonl --lm runs/words.arpa
 
 `ctc-lm` is the CTC head read by the lexicon beam search with the word n-gram LM (`--lexicon`, `--lm`); the
-search is built (word list read, LM loaded) before the clock starts, like the model.
+search is built (word list read, LM loaded) before the clock starts, like the model. `ctc-rescore` adds the
+model's backbone re-ranking the search's 20 best (`transcribe --rescore`).
 
 Prints duration, wall time, real-time factor (wall / duration), peak RSS and corpus WER/CER per system.
 Both systems' transcripts are scored by `tasks.metrics` wer/cer, which lowercase and drop punctuation first
@@ -47,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 16000  # pocketsphinx's en-us model and our audio encoder both take 16 kHz
 POCKETSPHINX = "pocketsphinx"
 CTC_LM = "ctc-lm"  # the CTC head through the lexicon search with a word n-gram LM
+CTC_RESCORE = "ctc-rescore"  # ... and the backbone re-ranking the search's n best (tasks/lm_rescore.py)
+SEARCHES = (CTC_LM, CTC_RESCORE)
 INSTALL_POCKETSPHINX = ".venv/bin/pip install pocketsphinx==5.1.1  (or: .venv/bin/pip install -e '.[bench]')"
 
 
@@ -138,12 +141,14 @@ def child(system: str, files: list[str], model_dir: str | None, batch_size: int,
 
         if threads:
             torch.set_num_threads(threads)
+        from multimodal.transcribe import backbone_scorer
         from tasks.ctc_lexicon import LexiconDecoder
 
         model = mm.load(model_dir)
         heads = model.config.heads
-        search = (LexiconDecoder(lexicon, lm=lm, units=heads.ctc_units, accent=heads.ctc_phone_accent)
-                  if system == CTC_LM else None)
+        search = (LexiconDecoder(lexicon, lm=lm, units=heads.ctc_units, accent=heads.ctc_phone_accent,
+                                 rescorer=backbone_scorer(model) if system == CTC_RESCORE else None)
+                  if system in SEARCHES else None)
         rss_loaded = peak_rss_gb()
         t = time.perf_counter()
         results = model.transcribe(list(files), decoder="ctc" if search else system, batch_size=batch_size,
@@ -166,7 +171,7 @@ def main() -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--minutes", type=float, nargs="*", default=None,
                    help="long-recording durations (default 0.17 1 10, or none with --clips)")
-    p.add_argument("--decoder", nargs="*", default=["lm", "ctc"], choices=["lm", "ctc", CTC_LM])
+    p.add_argument("--decoder", nargs="*", default=["lm", "ctc"], choices=["lm", "ctc", *SEARCHES])
     p.add_argument("--lexicon", help=f"{CTC_LM}: the word list (text file or metadata.jsonl)")
     p.add_argument("--lm", help=f"{CTC_LM}: the word n-gram LM (ARPA / KenLM binary)")
     p.add_argument("--reference", nargs="*", default=[], choices=[POCKETSPHINX], help="other systems on the same files")
@@ -182,8 +187,8 @@ def main() -> None:
         child(args.child[0], args.child[1:], args.model, args.batch_size, args.threads, args.child_clips,
               args.lexicon, args.lm)
         return
-    if CTC_LM in args.decoder and not (args.lexicon and args.lm):
-        sys.exit(f"--decoder {CTC_LM} needs --lexicon and --lm")
+    if set(SEARCHES) & set(args.decoder) and not (args.lexicon and args.lm):
+        sys.exit(f"--decoder {' / '.join(SEARCHES)} needs --lexicon and --lm")
     if POCKETSPHINX in args.reference and importlib.util.find_spec("pocketsphinx") is None:
         sys.exit(f"pocketsphinx is not installed; it is a benchmark-only dependency:\n  {INSTALL_POCKETSPHINX}")
     sys.path.insert(0, str(ROOT))
@@ -210,7 +215,7 @@ def main() -> None:
         for system in args.decoder + args.reference:
             command = [sys.executable, __file__, "--model", args.model, "--batch-size", str(args.batch_size)]
             command += (["--threads", str(args.threads)] if args.threads else []) + (["--child-clips"] if clips else [])
-            command += ["--lexicon", args.lexicon, "--lm", args.lm] if system == CTC_LM else []
+            command += ["--lexicon", args.lexicon, "--lm", args.lm] if system in SEARCHES else []
             out = subprocess.run(command + ["--child", system, *files], capture_output=True, text=True, env=env)
             name = system if system == POCKETSPHINX else f"ours {system}"
             if out.returncode != 0:

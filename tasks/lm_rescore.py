@@ -30,7 +30,7 @@ def rescore(hypotheses: Sequence[Sequence[tuple[str, float]]], score: Scorer, we
             if clip else "" for clip in hypotheses]
 
 
-def causal_lm_scorer(lm: torch.nn.Module, tokenizer, batch_size: int = 32) -> Scorer:
+def causal_lm_scorer(lm: torch.nn.Module, tokenizer, batch_size: int = 16) -> Scorer:
     """texts -> summed natural-log probability of each text's tokens under `lm` (a Hugging Face causal LM), each
     text after the tokenizer's BOS token (its EOS when it has no BOS). Batches are right-padded."""
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
@@ -45,8 +45,9 @@ def causal_lm_scorer(lm: torch.nn.Module, tokenizer, batch_size: int = 32) -> Sc
             width = max(map(len, ids))
             input_ids = torch.tensor([x + [start] * (width - len(x)) for x in ids], device=device)  # (B, L)
             mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=device)  # (B, L)
-            logits = lm(input_ids=input_ids, attention_mask=mask).logits.float()  # (B, L, V)
-            taken = logits[:, :-1].log_softmax(-1).gather(-1, input_ids[:, 1:, None])[..., 0]  # (B, L - 1)
+            logits = lm(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()  # (B, L - 1, V)
+            # log-softmax at the taken tokens only: no second (B, L - 1, V) tensor of log-probabilities
+            taken = logits.gather(-1, input_ids[:, 1:, None])[..., 0] - logits.logsumexp(-1)  # (B, L - 1)
             out += (taken * mask[:, 1:]).sum(1).tolist()
         return out
 
