@@ -175,8 +175,8 @@ def rescoring(model, items, refs: list[str], half: int, words, units, args, chos
     parts = {"tune": slice(0, half), "report": slice(half, None)}
     out = {"nbest": args.nbest, "lm_setting": chosen_lm, "distinct_texts": len(texts), "search_ms_per_clip": search_ms,
            "lm_ms_per_clip": lm_ms, "grid": {}}
+    best = [min(clip, key=lambda h: wer([ref], [h[0]]))[0] if clip else "" for clip, ref in zip(found, refs)]
     for name, part in parts.items():  # the best of the n per clip: what a perfect rescorer would write
-        best = [min(clip, key=lambda h: wer([ref], [h[0]]))[0] if clip else "" for clip, ref in zip(found, refs)]
         out[f"oracle_{name}_wer"] = wer(refs[part], best[part])
     print(f"\nrescoring the {args.nbest} best (LM {chosen_lm}) with the backbone: {len(texts)} texts, search "
           f"{search_ms:.0f} ms + LM {lm_ms:.0f} ms a clip; oracle WER tune {out['oracle_tune_wer']:.3f}, "

@@ -201,6 +201,7 @@ def _ngram(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}: " + ", ".join(f"{n:,} {k}-grams" for k, n in counts.items()))
     if args.words_out:  # the lexicon that goes with it: the transcripts (for running-speech forms) and the common words
         out = Path(args.words_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.with_name(out.name + ".tmp").write_text("".join(f"{t}\n" for t in [*texts, *(prior or {})]), encoding="utf-8")
         os.replace(out.with_name(out.name + ".tmp"), out)
         print(f"wrote {args.words_out}: a word list for transcribe --lexicon")

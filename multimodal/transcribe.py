@@ -91,7 +91,7 @@ class _Job:
 
 def backbone_scorer(model):
     """The model's own backbone as an n-best rescorer (tasks/lm_rescore.py): texts -> log-probabilities."""
-    if getattr(model.config.backbone, "kind", "causal") != "causal":
+    if model.config.backbone.kind != "causal":
         raise ValueError(f"rescoring needs a causal LM backbone; this model's is {model.config.backbone.kind!r}")
     return causal_lm_scorer(model.backbone, model.tokenizer)
 

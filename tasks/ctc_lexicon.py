@@ -111,10 +111,10 @@ class LexiconDecoder:
                           else phone.get("lm_word_score", DEFAULT_LM_WORD_SCORE))
         if lm_weight is None:
             lm_weight = phone.get("lm_weight", DEFAULT_LM_WEIGHT)
+        least = 2 if rescorer is not None else 1  # rescoring needs something to choose between
         nbest = (DEFAULT_NBEST if rescorer is not None else 1) if nbest is None else nbest
-        if nbest < 1 or (rescorer is not None and nbest < 2):
-            raise ValueError(f"nbest must be at least {2 if rescorer is not None else 1}"
-                             f"{' to rescore' if rescorer is not None else ''}, got {nbest}")
+        if nbest < least:
+            raise ValueError(f"nbest must be at least {least}{' to rescore' if least > 1 else ''}, got {nbest}")
         self.units, self.accent = units, accent if units == "phonemes" else ""
         self.rescorer, self.rescore_weight, self.rescore_word_bonus = rescorer, rescore_weight, rescore_word_bonus
         self.tokens = phonemes.VOCAB if units == "phonemes" else TOKENS  # both have WORD_BOUNDARY at index 1
@@ -229,10 +229,9 @@ def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[s
         raise ValueError("an n-gram LM needs a lexicon (a word list) to search with; give both")
     if rescorer is not None and lexicon is None:
         raise ValueError("rescoring re-ranks the lexicon search's best transcripts: give a lexicon (a word list)")
-    if rescorer is not None and isinstance(lexicon, LexiconDecoder):
-        raise ValueError("the lexicon is an already built LexiconDecoder: give it the rescorer as LexiconDecoder(..., rescorer=)")
-    if lm is not None and isinstance(lexicon, LexiconDecoder):
-        raise ValueError("the lexicon is an already built LexiconDecoder: give it the LM as LexiconDecoder(..., lm=)")
+    if isinstance(lexicon, LexiconDecoder) and (lm is not None or rescorer is not None):
+        raise ValueError("the lexicon is an already built LexiconDecoder: give it the LM or rescorer as "
+                         "LexiconDecoder(..., lm=, rescorer=)")
     if isinstance(lexicon, LexiconDecoder) and lexicon.units != units:
         raise ValueError(f"the lexicon decoder reads {lexicon.units}, the model's CTC head predicts {units}")
     if isinstance(lexicon, LexiconDecoder) and units == "phonemes" and lexicon.accent != accent:

@@ -144,7 +144,6 @@ def write_arpa(texts: Iterable[str], path: str | os.PathLike, order: int = DEFAU
     return {k: len(logs[k]) for k in range(1, order + 1)}
 
 
-
 def common_words(n: int, language: str = "en") -> dict[str, float]:
     """The `n` most frequent words of `language` by the `wordfreq` package (its word lists ship inside it, so this
     works offline), normalized like CTC transcripts, -> frequency: a prior for `write_arpa` and, as a word list,

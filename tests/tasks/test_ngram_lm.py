@@ -128,10 +128,10 @@ def test_ngram_cli_writes_the_lm_and_its_open_lexicon(tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TEXTS) + "\n")
     main(["ngram", str(texts), "--out", str(tmp_path / "lm.arpa"), "--common-words", "500",
-          "--words-out", str(tmp_path / "words.txt")])
+          "--words-out", str(tmp_path / "lex" / "words.txt")])  # a folder not there yet
     probs, _ = read_arpa(tmp_path / "lm.arpa")
     assert ("because",) in probs and ("francisco",) in probs  # a common word the texts lack, and a text word
-    lines = (tmp_path / "words.txt").read_text().splitlines()
+    lines = (tmp_path / "lex" / "words.txt").read_text().splitlines()
     assert lines[: len(TEXTS)] == TEXTS and "because" in lines[len(TEXTS):]
     assert not list(tmp_path.glob("*.tmp"))
 
