@@ -6,9 +6,11 @@ backbone (SmolLM2) read English at scale. After the search, each of a clip's N b
 
     search score + weight * log p_LM(text) + word_bonus * words(text)
 
-and the best is written. The LM's log-probability (natural log, the text alone after the tokenizer's
-beginning-of-sequence token, lowercase and unpunctuated as the search writes it) favours short texts, so the word
-bonus pays each word back. This is the field's second-pass rescoring; peers add a large LM the same way.
+and the best is written. The LM's log-probability (natural log) is that of the text alone, after the token that
+separates documents in the LM's pretraining, written as a sentence (capital first letter, a full stop): on held-out
+speech this choice of start token and form took the rescored WER from 0.052 to 0.043 (README). It favours short
+texts, so the word bonus pays each word back. This is the field's second-pass rescoring; peers add a large LM the
+same way.
 """
 
 from __future__ import annotations
@@ -30,18 +32,37 @@ def rescore(hypotheses: Sequence[Sequence[tuple[str, float]]], score: Scorer, we
             if clip else "" for clip in hypotheses]
 
 
+def as_sentence(text: str) -> str:
+    """The search's lowercase, unpunctuated words written as a sentence: "i'm sure it's here" -> "I'm sure it's
+    here." (first letter and the pronoun I capitalized, a full stop at the end). An LM read sentences written so;
+    the same words without case or the stop are rarer text to it, and rank worse among themselves (README)."""
+    words = ["I" + w[1:] if w == "i" or w.startswith("i'") else w for w in text.split()]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:] + "." if text else text
+
+
+def start_token_id(tokenizer) -> int:
+    """The token a text follows when it is scored alone: the pretraining document separator "<|endoftext|>" when
+    the vocabulary has one (GPT-2, SmolLM, Qwen...), else the BOS token, else the EOS token. An instruct model's BOS
+    may open a chat turn instead ("<|im_start|>" in SmolLM2-Instruct), after which plain text is unlikely."""
+    separator = tokenizer.get_vocab().get("<|endoftext|>")
+    for token_id in (separator, tokenizer.bos_token_id, tokenizer.eos_token_id):
+        if token_id is not None:
+            return token_id
+    raise ValueError("the rescoring LM's tokenizer has no <|endoftext|>, BOS or EOS token to start a text with")
+
+
 def causal_lm_scorer(lm: torch.nn.Module, tokenizer, batch_size: int = 16) -> Scorer:
-    """texts -> summed natural-log probability of each text's tokens under `lm` (a Hugging Face causal LM), each
-    text after the tokenizer's BOS token (its EOS when it has no BOS). Batches are right-padded."""
-    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    if start is None:
-        raise ValueError("the rescoring LM's tokenizer has neither a BOS nor an EOS token to start a text with")
+    """texts -> summed natural-log probability of each text, written `as_sentence`, under `lm` (a Hugging Face
+    causal LM), after the `start_token_id`. Batches are right-padded."""
+    start = start_token_id(tokenizer)
 
     @torch.no_grad()
     def score(texts: list[str]) -> list[float]:
         device, out = next(lm.parameters()).device, []
         for i in range(0, len(texts), batch_size):
-            ids = [[start, *tokenizer(t, add_special_tokens=False)["input_ids"]] for t in texts[i : i + batch_size]]
+            ids = [[start, *tokenizer(as_sentence(t), add_special_tokens=False)["input_ids"]]
+                   for t in texts[i : i + batch_size]]
             width = max(map(len, ids))
             input_ids = torch.tensor([x + [start] * (width - len(x)) for x in ids], device=device)  # (B, L)
             mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=device)  # (B, L)

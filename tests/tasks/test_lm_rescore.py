@@ -6,7 +6,7 @@ import torch
 
 import multimodal as mm
 from tasks.ctc_lexicon import LexiconDecoder
-from tasks.lm_rescore import causal_lm_scorer, rescore
+from tasks.lm_rescore import as_sentence, causal_lm_scorer, rescore, start_token_id
 
 from .test_ctc_lexicon import logits_for, spelled
 
@@ -38,12 +38,36 @@ def test_causal_lm_scorer_sums_token_log_probs_alike_alone_and_padded():
     together = score(texts)
     alone = [score([t])[0] for t in texts]
     assert together == pytest.approx(alone, abs=1e-4)
-    ids = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id,
-           *tok("a dog", add_special_tokens=False)["input_ids"]]
+    ids = [tok.convert_tokens_to_ids("<|endoftext|>"), *tok("A dog.", add_special_tokens=False)["input_ids"]]
     with torch.no_grad():
         logp = lm(input_ids=torch.tensor([ids])).logits[0, :-1].float().log_softmax(-1)
     assert together[1] == pytest.approx(sum(logp[i, t].item() for i, t in enumerate(ids[1:])), abs=1e-4)
     assert all(s < 0 for s in together)
+
+
+def test_texts_are_scored_as_sentences():
+    assert as_sentence("i'm sure it's here") == "I'm sure it's here."
+    assert as_sentence("if i can i will") == "If I can I will."
+    assert as_sentence("ice is thin") == "Ice is thin."  # a word that begins with i is not the pronoun
+    assert as_sentence("") == ""
+
+
+class FakeTokenizer:
+    def __init__(self, vocab, bos=None, eos=None):
+        self.vocab, self.bos_token_id, self.eos_token_id = vocab, bos, eos
+
+    def get_vocab(self):
+        return self.vocab
+
+
+def test_a_text_starts_after_the_document_separator_else_bos_else_eos():
+    tok = mm.build("configs/tiny.yaml", ["encoders.image=null", "encoders.audio=null"]).tokenizer
+    assert tok.bos_token == "<|im_start|>"  # SmolLM2-Instruct's BOS opens a chat turn: not where plain text starts
+    assert start_token_id(tok) == tok.convert_tokens_to_ids("<|endoftext|>")
+    assert start_token_id(FakeTokenizer({"<s>": 1, "</s>": 2}, bos=1, eos=2)) == 1
+    assert start_token_id(FakeTokenizer({"</s>": 2}, eos=2)) == 2
+    with pytest.raises(ValueError, match="start a text"):
+        start_token_id(FakeTokenizer({"a": 0}))
 
 
 @pytest.mark.pretrained
