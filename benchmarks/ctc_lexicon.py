@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--nbest", type=int, default=20)
     p.add_argument("--rescore-weights", type=float, nargs="+", default=[0.3, 0.5, 1.0, 1.5])
     p.add_argument("--rescore-word-bonuses", type=float, nargs="+", default=[0.0, 1.0, 2.0, 4.0])
-    p.add_argument("--beam-size", type=int, default=50)
+    p.add_argument("--beam-size", type=int, help="lexicon search beam (default: the library's, DEFAULT_BEAM_SIZE)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--json", help="write the results here")
@@ -77,12 +77,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     import multimodal as mm
     from tasks.ctc import normalize
-    from tasks.ctc_lexicon import LexiconDecoder, read_lexicon_texts
+    from tasks.ctc_lexicon import DEFAULT_BEAM_SIZE, LexiconDecoder, read_lexicon_texts
     from tasks.ctc_units import ctc_units
     from tasks.metrics import cer, wer
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    args.beam_size = args.beam_size or DEFAULT_BEAM_SIZE
     folder = Path(args.clips)
     if not (folder / "metadata.jsonl").is_file():
         raise SystemExit(f"ctc_lexicon: '{folder}' has no metadata.jsonl")
