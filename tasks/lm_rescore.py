@@ -8,7 +8,7 @@ backbone (SmolLM2) read English at scale. After the search, each of a clip's N b
 
 and the best is written. The LM's log-probability (natural log) is that of the text alone, after the token that
 separates documents in the LM's pretraining, written as a sentence (capital first letter, a full stop): on held-out
-speech this choice of start token and form took the rescored WER from 0.052 to 0.043 (README). It favours short
+speech this choice of start token and form took the rescored WER from 0.051 to 0.043 (README). It favours short
 texts, so the word bonus pays each word back. This is the field's second-pass rescoring; peers add a large LM the
 same way.
 """
