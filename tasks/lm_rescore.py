@@ -52,24 +52,53 @@ def start_token_id(tokenizer) -> int:
     raise ValueError("the rescoring LM's tokenizer has no <|endoftext|>, BOS or EOS token to start a text with")
 
 
-def causal_lm_scorer(lm: torch.nn.Module, tokenizer, batch_size: int = 16) -> Scorer:
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast pays on `device`: a GPU, or a CPU that multiplies bf16 natively (AVX512-BF16 or AMX;
+    elsewhere a CPU emulates it, slower than fp32)."""
+    if device.type == "cuda":
+        return True
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's own checks (private in 2.x)
+    return device.type == "cpu" and any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+def causal_lm_scorer(lm: torch.nn.Module, tokenizer, batch_tokens: int = 512, bf16: bool | None = None) -> Scorer:
     """texts -> summed natural-log probability of each text, written `as_sentence`, under `lm` (a Hugging Face
-    causal LM), after the `start_token_id`. Batches are right-padded."""
+    causal LM), after the `start_token_id`. Texts are batched by length, right-padded, at most `batch_tokens`
+    tokens a batch (padding included; one text at least), which bounds the (B, L, V) logits: 512 x 49,152 fp32
+    logits are 100 MB. `bf16`: run the LM under bf16 autocast (default: where `native_bf16`); on held-out speech
+    its scores differ from fp32 by up to 1.3 nats and give the same WER in 0.7x the time (README)."""
     start = start_token_id(tokenizer)
+    device = next(lm.parameters()).device
+    bf16 = native_bf16(device) if bf16 is None else bf16
 
     @torch.no_grad()
     def score(texts: list[str]) -> list[float]:
-        device, out = next(lm.parameters()).device, []
-        for i in range(0, len(texts), batch_size):
-            ids = [[start, *tokenizer(as_sentence(t), add_special_tokens=False)["input_ids"]]
-                   for t in texts[i : i + batch_size]]
-            width = max(map(len, ids))
-            input_ids = torch.tensor([x + [start] * (width - len(x)) for x in ids], device=device)  # (B, L)
-            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=device)  # (B, L)
-            logits = lm(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()  # (B, L - 1, V)
+        out = [0.0] * len(texts)
+        ids = [[start, *x] for x in tokenizer([as_sentence(t) for t in texts], add_special_tokens=False)["input_ids"]]
+        by_length = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # batches of like lengths: little padding
+        for batch_ids in _batches(by_length, [len(x) for x in ids], batch_tokens):
+            batch = [ids[j] for j in batch_ids]
+            width = max(map(len, batch))
+            input_ids = torch.tensor([x + [start] * (width - len(x)) for x in batch], device=device)  # (B, L)
+            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in batch], device=device)  # (B, L)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = lm(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()  # (B, L - 1, V)
             # log-softmax at the taken tokens only: no second (B, L - 1, V) tensor of log-probabilities
             taken = logits.gather(-1, input_ids[:, 1:, None])[..., 0] - logits.logsumexp(-1)  # (B, L - 1)
-            out += (taken * mask[:, 1:]).sum(1).tolist()
+            for j, total in zip(batch_ids, (taken * mask[:, 1:]).sum(1).tolist()):
+                out[j] = total
         return out
 
     return score
+
+
+def _batches(order: list[int], lengths: list[int], batch_tokens: int) -> list[list[int]]:
+    """`order` (indices, shortest text first) cut into runs whose count x longest length stays within
+    `batch_tokens`; a text longer than that alone."""
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and (len(batches[-1]) + 1) * lengths[i] <= batch_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches

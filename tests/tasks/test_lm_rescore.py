@@ -6,7 +6,7 @@ import torch
 
 import multimodal as mm
 from tasks.ctc_lexicon import LexiconDecoder
-from tasks.lm_rescore import as_sentence, causal_lm_scorer, rescore, start_token_id
+from tasks.lm_rescore import _batches, as_sentence, causal_lm_scorer, rescore, start_token_id
 
 from .test_ctc_lexicon import logits_for, spelled
 
@@ -33,7 +33,7 @@ def test_rescore_weighs_the_lm_against_the_search_and_pays_words_back():
 def test_causal_lm_scorer_sums_token_log_probs_alike_alone_and_padded():
     model = mm.build("configs/tiny.yaml", ["encoders.image=null", "encoders.audio=null"]).eval()
     lm, tok = model.backbone, model.tokenizer
-    score = causal_lm_scorer(lm, tok, batch_size=3)
+    score = causal_lm_scorer(lm, tok, batch_tokens=24, bf16=False)
     texts = ["the cat sat on the mat", "a dog", "hello", "what a long and winding road this is"]
     together = score(texts)
     alone = [score([t])[0] for t in texts]
@@ -43,6 +43,16 @@ def test_causal_lm_scorer_sums_token_log_probs_alike_alone_and_padded():
         logp = lm(input_ids=torch.tensor([ids])).logits[0, :-1].float().log_softmax(-1)
     assert together[1] == pytest.approx(sum(logp[i, t].item() for i, t in enumerate(ids[1:])), abs=1e-4)
     assert all(s < 0 for s in together)
+    in_bf16 = causal_lm_scorer(lm, tok, batch_tokens=24, bf16=True)(texts)  # rounded, not another computation
+    assert in_bf16 == pytest.approx(together, rel=0.05) and in_bf16 != pytest.approx(together, abs=1e-6)
+
+
+def test_batches_hold_at_most_the_token_budget_and_every_text_once():
+    lengths = [3, 9, 2, 5, 30, 5, 4]
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches = _batches(order, lengths, batch_tokens=12)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert batches == [[2, 0, 6], [3, 5], [1], [4]]  # 3 x 4, 2 x 5, then one each: 9 and 30 (over the budget)
 
 
 def test_texts_are_scored_as_sentences():
