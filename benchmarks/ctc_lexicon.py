@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    args.beam_size = args.beam_size or DEFAULT_BEAM_SIZE
+    args.beam_size = DEFAULT_BEAM_SIZE if args.beam_size is None else args.beam_size
+    if args.beam_size < 1:
+        raise SystemExit(f"ctc_lexicon: --beam-size must be at least 1, got {args.beam_size}")
     folder = Path(args.clips)
     if not (folder / "metadata.jsonl").is_file():
         raise SystemExit(f"ctc_lexicon: '{folder}' has no metadata.jsonl")

@@ -114,6 +114,8 @@ class LexiconDecoder:
                           else phone.get("lm_word_score", DEFAULT_LM_WORD_SCORE))
         if lm_weight is None:
             lm_weight = phone.get("lm_weight", DEFAULT_LM_WEIGHT)
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, got {beam_size}")
         least = 2 if rescorer is not None else 1  # rescoring needs something to choose between
         nbest = (DEFAULT_NBEST if rescorer is not None else 1) if nbest is None else nbest
         if nbest < least:

@@ -56,6 +56,9 @@ def test_a_missing_word_list_stops_before_the_model_runs(tmp_path):
     with pytest.raises(SystemExit, match="nowhere.arpa"):
         load_benchmark("ctc_lexicon").main(["--model", str(tmp_path / "no_model"), "--clips", str(tmp_path),
                                             "--lexicon", str(tmp_path / "words.txt"), "--lm", str(tmp_path / "nowhere.arpa")])
+    with pytest.raises(SystemExit, match="--beam-size must be at least 1, got 0"):  # 0 is not "the default"
+        load_benchmark("ctc_lexicon").main(["--model", str(tmp_path / "no_model"), "--clips", str(tmp_path),
+                                            "--lexicon", str(tmp_path / "words.txt"), "--beam-size", "0"])
 
 
 def test_phone_head_is_scored_on_phones_greedy_and_words_in_the_search(tmp_path, monkeypatch):

@@ -45,6 +45,8 @@ def test_causal_lm_scorer_sums_token_log_probs_alike_alone_and_padded():
     assert all(s < 0 for s in together)
     in_bf16 = causal_lm_scorer(lm, tok, batch_tokens=24, bf16=True)(texts)  # rounded, not another computation
     assert in_bf16 == pytest.approx(together, rel=0.05) and in_bf16 != pytest.approx(together, abs=1e-6)
+    with pytest.raises(ValueError, match="batch_tokens must be at least 1, got 0"):
+        causal_lm_scorer(lm, tok, batch_tokens=0)
 
 
 def test_batches_hold_at_most_the_token_budget_and_every_text_once():
@@ -101,3 +103,5 @@ def test_the_lexicon_search_asks_the_rescorer_among_its_best():
     assert "the cap sat" in asked[0] and "the cat sat" in asked[0]
     with pytest.raises(ValueError, match="nbest"):
         LexiconDecoder(words, rescorer=score, nbest=1)
+    with pytest.raises(ValueError, match="beam_size must be at least 1, got 0"):
+        LexiconDecoder(words, beam_size=0)
