@@ -18,15 +18,19 @@ from tasks.ctc_units import ctc_units
 MULTI_REFERENCE_METRICS = ("bleu4", "cider_d")  # take a list of references per hypothesis
 
 
-def score(task: Task, references: list[str], hypotheses: list[str]) -> dict[str, float]:
-    """The task's metrics of generated texts against their references."""
-    from tasks.metrics import METRICS
+def score(task: Task, references: list[str], hypotheses: list[str], intervals: bool = False) -> dict[str, float]:
+    """The task's metrics of generated texts against their references (+ `NAME_low`, `NAME_high`: the 95 %
+    bootstrap interval, with `intervals`)."""
+    from tasks.metrics import METRICS, interval_metrics
 
     out = {}
     for name in task.metrics:
         refs: Any = [[r] for r in references] if name in MULTI_REFERENCE_METRICS else references
         out[name] = float(METRICS[name](refs, hypotheses))
+        if intervals:
+            out.update(interval_metrics(name, refs, hypotheses))
     return out
+
 
 
 @torch.no_grad()
@@ -44,8 +48,10 @@ def evaluate(
     lexicon: Any = None,
     lm: str | None = None,
     rescore: bool = False,
+    intervals: bool = False,
 ) -> dict[str, Any]:
-    """{"loss": ..., <metric>: ..., "n_examples": ...} on (the first `max_examples` of) `rows`.
+    """{"loss": ..., <metric>: ..., "n_examples": ...} on (the first `max_examples` of) `rows`; with
+    `intervals`, each metric's 95 % bootstrap interval as `<metric>_low` and `<metric>_high`.
 
     `lexicon` (decoder='ctc'): a word list or `LexiconDecoder` for the CTC beam search (tasks/ctc_lexicon.py);
     `lm`: a word n-gram file that scores the words in that search; `rescore`: the backbone re-ranks its best.
@@ -58,7 +64,8 @@ def evaluate(
     if task.head:  # a classification or tagging head: no generation
         from multimodal.text_heads import evaluate_head
 
-        return evaluate_head(model, rows, task, batch_size, max_examples, num_workers, progress, return_outputs)
+        return evaluate_head(model, rows, task, batch_size, max_examples, num_workers, progress, return_outputs,
+                             intervals)
     was_training = model.training
     model.eval()
     if max_examples and len(rows) > max_examples:
@@ -90,7 +97,7 @@ def evaluate(
         references = [units.reference(r, v) for r, v in zip(references, voices)]
     metrics: dict[str, Any] = {"loss": loss_sum / max(n_targets, 1), "n_examples": len(references)}
     metrics["perplexity"] = math.exp(min(metrics["loss"], 50.0))
-    metrics.update(score(task, references, hypotheses))
+    metrics.update(score(task, references, hypotheses, intervals))
     if return_outputs:
         metrics["outputs"] = [{"reference": r, "hypothesis": h} for r, h in zip(references, hypotheses)]
     return metrics

@@ -157,10 +157,10 @@ def word_tags(logits: torch.Tensor, first: list[int], labels: list[str]) -> list
 
 @torch.no_grad()
 def evaluate_head(model, rows, task: Task, batch_size: int = 16, max_examples: int = 0, num_workers: int = 0,
-                  progress: bool = False, return_outputs: bool = False) -> dict[str, Any]:
+                  progress: bool = False, return_outputs: bool = False, intervals: bool = False) -> dict[str, Any]:
     """{"loss", <the task's metrics>, "n_examples"} of the task's head on (the first `max_examples` of) `rows`."""
     from multimodal.data import TaskDataset
-    from tasks.metrics import METRICS
+    from tasks.metrics import METRICS, interval_metrics
 
     if max_examples and len(rows) > max_examples:
         rows = rows.select(range(max_examples))
@@ -198,6 +198,8 @@ def evaluate_head(model, rows, task: Task, batch_size: int = 16, max_examples: i
             gold, pred = [r[0] for r in references], hypotheses
     for name in task.metrics:
         metrics[name] = float(METRICS[name](gold, pred))
+        if intervals:
+            metrics.update(interval_metrics(name, gold, pred))
     if return_outputs:
         metrics["outputs"] = [{"reference": r, "hypothesis": h} for r, h in zip(references, hypotheses)]
     return metrics

@@ -146,6 +146,37 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 }
 
 
+BOOTSTRAP_RESAMPLES = 1000
+CONFIDENCE = 0.95
+
+
+def bootstrap_interval(name: str, references: Sequence, hypotheses: Sequence, n_resamples: int = BOOTSTRAP_RESAMPLES,
+                       confidence: float = CONFIDENCE, seed: int = 0) -> tuple[float, float]:
+    """(low, high): the percentile bootstrap interval of metric `name` over examples (scipy.stats.bootstrap),
+    resampling (reference, hypothesis) pairs, so a corpus-level metric (WER, CIDEr-D) is recomputed on each
+    resample as a whole. On a few hundred examples it is several points wide: report it with the figure."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    _check_pair(name, references, hypotheses)
+    metric = METRICS[name]
+    pick = lambda seq, index: seq[index] if isinstance(seq, np.ndarray) else [seq[i] for i in index]  # noqa: E731
+
+    def statistic(index):
+        index = index.astype(int)
+        return metric(pick(references, index), pick(hypotheses, index))
+
+    result = bootstrap((np.arange(len(references)),), statistic, vectorized=False, n_resamples=n_resamples,
+                       confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def interval_metrics(name: str, references: Sequence, hypotheses: Sequence) -> dict[str, float]:
+    """{NAME_low, NAME_high}: the 95 % bootstrap interval of metric `name`, as evaluation reports it."""
+    low, high = bootstrap_interval(name, references, hypotheses)
+    return {f"{name}_low": low, f"{name}_high": high}
+
+
 def unit_score(name: str, value: float) -> float:
     """A metric on one 0-1 higher-is-better scale, so tasks can be averaged (multi-task `score`): error rates
     as 1 - min(rate, 1); CIDEr-D / 10 (the coco scorer's x10 undone: the mean tf-idf cosine); the rest as is."""

@@ -245,3 +245,16 @@ def test_unit_score_puts_every_metric_on_one_scale():
     assert unit_score("cider_d", 4.0) == pytest.approx(0.4) and unit_score("accuracy", 0.9) == 0.9
     with pytest.raises(ValueError, match="unknown metric 'rouge'"):
         unit_score("rouge", 0.5)
+
+
+def test_bootstrap_interval_brackets_the_figure_and_narrows_with_more_examples():
+    from tasks.metrics import bootstrap_interval
+
+    small_gold, small_pred = ["a"] * 80 + ["b"] * 20, ["a"] * 80 + ["a"] * 20  # accuracy 0.8 on 100
+    low, high = bootstrap_interval("accuracy", small_gold, small_pred)
+    assert low < 0.8 < high and 0.1 < high - low < 0.2  # binomial: 0.8 +- 1.96 * 0.04
+    low_big, high_big = bootstrap_interval("accuracy", small_gold * 10, small_pred * 10)
+    assert high_big - low_big < (high - low) / 2.5  # ten times the examples: about a third as wide
+    assert bootstrap_interval("accuracy", small_gold, small_pred) == (low, high)  # fixed seed
+    wer_low, wer_high = bootstrap_interval("wer", ["a b c d"] * 30 + ["e f"] * 30, ["a b c x"] * 30 + ["e f"] * 30)
+    assert wer_low < 1 / 6 < wer_high  # corpus WER: 30 errors in 180 words, recomputed per resample
