@@ -6,7 +6,7 @@ REQS := requirements.txt requirements-weights.txt pyproject.toml Makefile
 STAMP = .venv/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-16)
 APT_PACKAGES := ffmpeg espeak-ng sox fortunes fonts-noto-color-emoji unicode-data
 
-.PHONY: setup demo test test-all clean
+.PHONY: setup demo test test-all clean weights models
 
 setup: $(STAMP)
 
@@ -33,6 +33,30 @@ test: setup
 
 test-all: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+# make weights MODEL=NAME: rebuild a shipped model from scratch (data, training, test-split score) into
+# $(WEIGHTS_OUT)/NAME, beside the shipped one; WEIGHTS_OUT=multimodal/shipped replaces it if it scores better.
+# A run cut short resumes from its last/ checkpoint. Each model's card gives the time it takes.
+CACHE ?= $(HOME)/.cache/multimodal
+WEIGHTS_OUT ?= $(CACHE)/shipped
+MM := HF_HUB_OFFLINE=1 .venv/bin/multimodal
+SHIPPED_MODELS := sentiment-en
+
+models: setup
+	$(MM) models
+
+weights: setup
+	@case " $(SHIPPED_MODELS) " in *" $(MODEL) "*) ;; *) echo "usage: make weights MODEL=NAME, NAME one of: $(SHIPPED_MODELS)"; exit 2;; esac
+	$(MAKE) --no-print-directory weights-$(MODEL)
+	$(MM) models --root $(WEIGHTS_OUT)
+
+RT := $(CACHE)/data/rotten_tomatoes
+weights-sentiment-en:
+	$(MM) data sentiment --out $(RT)
+	$(MM) train configs/sentiment_minilm.yaml --train $(RT)/train.jsonl --eval $(RT)/eval.jsonl \
+		--output $(CACHE)/runs/sentiment-en $$([ -d $(CACHE)/runs/sentiment-en/last ] && echo --resume)
+	$(MM) ship $(CACHE)/runs/sentiment-en --name sentiment-en --test $(RT)/test.jsonl --root $(WEIGHTS_OUT) \
+		--card multimodal/shipped/sentiment-en/README.md
 
 clean:
 	rm -rf .venv runs .pytest_cache

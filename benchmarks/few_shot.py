@@ -149,9 +149,10 @@ def main(argv: list[str] | None = None) -> None:
                     scores = train_and_score(method, sample, eval_path, labels, args, work)
                 else:
                     if lm is None:
-                        from multimodal.classify import ZERO_SHOT_DEFAULT, load_text_model
+                        from multimodal.classify import ZERO_SHOT_DEFAULT
+                        from multimodal.resolve import load
 
-                        lm = load_text_model(ZERO_SHOT_DEFAULT)
+                        lm = load(ZERO_SHOT_DEFAULT, backbone_ok=True)
                     shots = 0 if method == "zero-shot" else min(n, args.max_shots)
                     scores = likelihood_score(lm, sample, evaluation, labels, shots)
                 results.append({"method": method, "n": n if method != "zero-shot" else 0, **scores})

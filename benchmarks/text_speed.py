@@ -35,12 +35,12 @@ def main() -> None:
 
     import torch
 
-    from multimodal.classify import load_text_model
+    from multimodal.resolve import load
 
     rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
     texts = [r["text"] for r in rows][: args.n + args.batch_size]
     labels = sorted({r["label"] for r in rows}) if args.zero_shot else None
-    model = load_text_model(args.model)
+    model = load(args.model, backbone_ok=True)
     run = (lambda batch: model.tag(batch, batch_size=args.batch_size)) if args.tag else (
         lambda batch: model.classify(batch, labels=labels, batch_size=args.batch_size))
     run(texts[: args.batch_size])  # warm-up

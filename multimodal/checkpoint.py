@@ -19,6 +19,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+import torch
 import yaml
 from safetensors.torch import load_file, load_model, save_file, save_model
 
@@ -35,8 +36,12 @@ class CheckpointError(ValueError):
     """A checkpoint dir that is missing, incomplete or does not match its config."""
 
 
-def save(model: MultimodalModel, directory: str | Path, adapter_only: bool = False, extra: dict | None = None) -> Path:
-    """Write a checkpoint dir atomically; `extra` maps file names to writers `fn(path)` (e.g. trainer state)."""
+def save(model: MultimodalModel, directory: str | Path, adapter_only: bool = False, extra: dict | None = None,
+         dtype: torch.dtype | None = None) -> Path:
+    """Write a checkpoint dir atomically; `extra` maps file names to writers `fn(path)` (e.g. trainer state).
+
+    `dtype` (adapter-only): store floating-point weights in this type (shipped models: bf16); loading casts
+    them back to the model's own type."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -53,20 +58,23 @@ def save(model: MultimodalModel, directory: str | Path, adapter_only: bool = Fal
         (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=2))
         model.backbone.config.save_pretrained(tmp / "backbone")
         model.tokenizer.save_pretrained(tmp / "backbone")
+        if dtype is not None and not adapter_only:
+            raise ValueError("dtype applies to adapter-only checkpoints")
         if adapter_only:
             state = model.state_dict()
-            save_file({k: state[k].detach().contiguous().clone() for k in keys}, tmp / WEIGHTS)
+            cast = lambda t: t.to(dtype) if dtype is not None and t.is_floating_point() else t  # noqa: E731
+            save_file({k: cast(state[k].detach()).contiguous().clone() for k in keys}, tmp / WEIGHTS)
         else:
             save_model(model, str(tmp / WEIGHTS))  # handles tied weights (LM head = embeddings)
         for name, write in (extra or {}).items():
             write(tmp / name)
-        _replace_dir(tmp, directory)
+        replace_dir(tmp, directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
 
-def _replace_dir(new: Path, target: Path) -> None:
+def replace_dir(new: Path, target: Path) -> None:
     """Move `new` to `target`; an existing target is moved aside first and removed only afterwards."""
     old = None
     if target.exists():

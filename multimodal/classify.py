@@ -160,17 +160,13 @@ def classify_by_likelihood(model, texts: list[str], labels: list[str], shots: li
 ZERO_SHOT_DEFAULT = "smollm2-135m-instruct"
 
 
-def load_text_model(name: str | Path):
-    """A checkpoint dir -> the trained model; a backbone name (preset, hub name, HF dir) -> that LM, frozen,
-    for zero-shot label scoring."""
+def frozen_backbone_model(name: str | Path):
+    """A backbone name (preset, hub name, HF dir) -> that LM, frozen, for zero-shot label scoring."""
     import dataclasses
 
     from multimodal.build import build
-    from multimodal.checkpoint import load
     from multimodal.config import BackboneConfig, ComponentTraining, Config, TrainingConfig
 
-    if (Path(name) / "checkpoint.json").is_file():
-        return load(name)
     frozen = ComponentTraining(mode="frozen")
     config = Config(backbone=BackboneConfig(name=str(name), kind="causal"),
                     training=dataclasses.replace(TrainingConfig(), backbone=frozen, adapters=frozen, heads=frozen))

@@ -11,6 +11,7 @@ USER_ERRORS = (ValueError, FileNotFoundError, OSError)  # bad input: one clear l
 LEXICON_HELP = ("with --decoder ctc: a word list (text file, or a metadata.jsonl whose \"text\" fields give the words); "
                 "the CTC output is read by a beam search that writes only these words")
 RESCORE_HELP = "with --lexicon: the model's backbone LM re-ranks the search's 20 best (slower, fewer word errors)"
+MODEL_HELP = "a shipped model's name (`multimodal models`), a checkpoint dir or a run dir (its best/)"
 LM_HELP = "with --lexicon: a word n-gram LM (ARPA or KenLM binary, e.g. from `multimodal ngram`) in that search"
 
 
@@ -48,14 +49,30 @@ def _evaluate(args: argparse.Namespace) -> None:
     import multimodal as mm
     from multimodal.data import load_rows
     from multimodal.evaluate import evaluate
+    from multimodal.resolve import decoding_settings
     from tasks import get_task
 
-    task = get_task(args.task)
-    rows = load_rows(args.data, task, "skip" if args.skip_bad_rows else "error", split="validation")
     model = mm.load(args.model)
+    task = get_task(args.task or _model_task(model, args.model))
+    rows = load_rows(args.data, task, "skip" if args.skip_bad_rows else "error", split=args.split)
+    settings = decoding_settings(model, task.name, decoder=args.decoder, lexicon=args.lexicon, lm=args.lm,
+                                 rescore=args.rescore)
     metrics = evaluate(model, rows, task, batch_size=args.batch_size, max_examples=args.max_examples, progress=True,
-                       decoder=args.decoder, lexicon=args.lexicon, lm=args.lm, rescore=args.rescore)
+                       intervals=args.intervals, **_given(settings))
     _print_metrics(metrics, args.format)
+
+
+def _model_task(model, given: str) -> str:
+    """The task a model was trained on (its config's data.task), for `evaluate` without --task."""
+    task = model.config.data.task
+    if not task or model.config.data.mixture:
+        raise ValueError(f"--task is needed: model '{given}' was trained on {'a mixture' if task else 'no single task'}")
+    return task
+
+
+def _given(settings: dict) -> dict:
+    """Settings with the ones still None left out, so the library's defaults apply."""
+    return {k: v for k, v in settings.items() if v is not None}
 
 
 def _print_metrics(metrics: dict, fmt: str) -> None:
@@ -75,14 +92,16 @@ def _transcribe(args: argparse.Namespace) -> int:
     import json
 
     import multimodal as mm
+    from multimodal.resolve import decoding_settings
     from multimodal.transcribe import transcribe, write_transcript
 
     if args.format in ("srt", "vtt") and not args.output_dir:
         args.output_dir = "."
-    model = mm.load(args.model)
+    model = mm.load(args.model, task="transcribe")
+    settings = decoding_settings(model, "transcribe", decoder=args.decoder, lexicon=args.lexicon, lm=args.lm,
+                                 rescore=args.rescore)
     failed = 0
-    for result in transcribe(model, args.files, decoder=args.decoder, batch_size=args.batch_size, lexicon=args.lexicon,
-                             lm=args.lm, rescore=args.rescore):
+    for result in transcribe(model, args.files, batch_size=args.batch_size, **_given(settings)):
         if result.error:
             failed += 1
             print(f"multimodal transcribe: skipped {result.error}", file=sys.stderr)
@@ -104,11 +123,12 @@ def _caption(args: argparse.Namespace) -> int:
 
     import multimodal as mm
     from multimodal.caption import caption
+    from multimodal.resolve import decoding_settings
 
-    model = mm.load(args.model)
+    model = mm.load(args.model, task="caption")
+    settings = decoding_settings(model, "caption", num_beams=args.beams, max_new_tokens=args.max_new_tokens)
     failed = 0
-    for result in caption(model, args.files, batch_size=args.batch_size, num_beams=args.beams,
-                          max_new_tokens=args.max_new_tokens, progress=False):
+    for result in caption(model, args.files, batch_size=args.batch_size, progress=False, **_given(settings)):
         if result.error:
             failed += 1
             print(f"multimodal caption: skipped {result.error}", file=sys.stderr)
@@ -128,17 +148,19 @@ def _input_texts(args: argparse.Namespace) -> list[str]:
 
 
 def _classify(args: argparse.Namespace) -> None:
-    from multimodal.classify import ZERO_SHOT_DEFAULT, format_predictions, load_text_model
+    import multimodal as mm
+    from multimodal.classify import ZERO_SHOT_DEFAULT, format_predictions
     from tasks.text_files import read_shots
 
     texts = _input_texts(args)
     labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
     if args.shots and labels is None:
         raise ValueError("--shots needs --labels (the candidates scored by the LM)")
-    if args.model is None and labels is None:
-        raise ValueError("--model DIR is needed (a trained checkpoint), or --labels a,b,c for zero-shot labels")
     shots = read_shots(args.shots) if args.shots else None
-    model = load_text_model(args.model or ZERO_SHOT_DEFAULT)
+    if labels is not None:  # label likelihood: any causal LM, or a checkpoint with one
+        model = mm.load(args.model or ZERO_SHOT_DEFAULT, backbone_ok=True)
+    else:  # a trained head: the given model, or the default shipped classifier
+        model = mm.load(args.model, task="classify")
     print(format_predictions(model.classify(texts, labels=labels, shots=shots, batch_size=args.batch_size), args.format))
 
 
@@ -147,7 +169,7 @@ def _tag(args: argparse.Namespace) -> None:
     from multimodal.tag import format_entities
 
     texts = _input_texts(args)
-    print(format_entities(texts, mm.load(args.model).tag(texts, batch_size=args.batch_size), args.format))
+    print(format_entities(texts, mm.load(args.model, task="tag").tag(texts, batch_size=args.batch_size), args.format))
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -182,6 +204,12 @@ def _data(args: argparse.Namespace) -> None:
 
         summary = generate_ner_corpus(Path(args.out), args.train, args.eval, seed=args.seed)
         print(f"wrote {args.out}/train.jsonl ({summary['train']} sentences) and eval.jsonl ({summary['eval']}, held-out templates)")
+    elif args.corpus == "sentiment":
+        from tasks.corpora.reviews import write_sentiment_corpus
+
+        summary = write_sentiment_corpus(args.out, args.test_fraction, args.eval_fraction)
+        for split, counts in summary.items():
+            print(f"{args.out}/{split}.jsonl: {sum(counts.values())} rows, " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     elif args.corpus == "long-speech":
         from tasks.corpora.speech import long_recording
 
@@ -205,6 +233,51 @@ def _ngram(args: argparse.Namespace) -> None:
         out.with_name(out.name + ".tmp").write_text("".join(f"{t}\n" for t in [*texts, *(prior or {})]), encoding="utf-8")
         os.replace(out.with_name(out.name + ".tmp"), out)
         print(f"wrote {args.words_out}: a word list for transcribe --lexicon")
+
+
+def _models(args: argparse.Namespace) -> None:
+    import json
+    from pathlib import Path
+
+    from multimodal.shipped import BUDGET_BYTES, SHIPPED_DIR, describe, total_weight_bytes
+
+    root = Path(args.root) if args.root else SHIPPED_DIR
+    if args.root and not root.is_dir():
+        raise FileNotFoundError(f"--root '{root}' is not a folder")
+    rows = describe(root)
+    if args.format == "json":
+        print("\n".join(json.dumps(r) for r in rows))
+        return
+    if not rows:
+        print("no shipped models")
+        return
+    print(f"{'name':<14} {'task':<14} {'default for':<12} {'weights':>9}  headline (test split, 95 % interval)")
+    for r in rows:
+        print(f"{r['name']:<14} {r['task']:<14} {r['default_for'] or '-':<12} {r['weights_mb']:>6.2f} MB  {r['metric']}")
+    print(f"{len(rows)} model(s), {total_weight_bytes(root) / 1e6:.2f} MB of weights (budget {BUDGET_BYTES / 1e6:.0f} MB); "
+          f"cards: {root}/NAME/README.md")
+
+
+def _ship(args: argparse.Namespace) -> None:
+    import shlex
+    from pathlib import Path
+
+    import yaml
+
+    from multimodal.shipped import ship
+
+    decoding = {}
+    for item in args.decoding:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--decoding {item!r}: write KEY=VALUE, e.g. num_beams=3")
+        decoding[key] = yaml.safe_load(value)
+    command = "multimodal " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    m = ship(args.checkpoint, args.name, args.test, card=args.card, decoding=decoding, force=args.force,
+             batch_size=args.batch_size, command=command, **({"root": Path(args.root)} if args.root else {}))
+    h = m.headline
+    print(f"shipped '{m.name}' ({m.weight_bytes / 1e6:.2f} MB of weights): {h['metric']} {h['value']:.4f} "
+          f"[{h['low']:.4f}, {h['high']:.4f}] on {h['n_examples']} test examples")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -240,14 +313,18 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="score a checkpoint on a dataset with the task's metrics")
-    e.add_argument("--model", required=True, help="checkpoint dir")
-    e.add_argument("--task", required=True, help="task name: caption, transcribe, classify, classify_head, ner")
+    e.add_argument("--model", required=True, help=MODEL_HELP)
+    e.add_argument("--task", help="task name: caption, transcribe, classify, classify_head, ner "
+                   "(default: the one the model was trained on)")
     e.add_argument("--data", required=True, help="evaluation data (same formats as train)")
+    e.add_argument("--split", default="validation", help="the split of a DatasetDict or saved dataset (default: %(default)s)")
+    e.add_argument("--intervals", action="store_true", help="95 %% bootstrap interval of each metric (1,000 resamples)")
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--max-examples", type=int, default=0, help="0 = all")
     e.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows and leave them out")
     e.add_argument("--format", choices=["table", "json"], default="table")
-    e.add_argument("--decoder", choices=["lm", "ctc"], default="lm", help="transcribe: LM generation or CTC head")
+    e.add_argument("--decoder", choices=["lm", "ctc"], help="transcribe: LM generation or CTC head (default: the "
+                   "model's shipped setting, else lm)")
     e.add_argument("--lexicon", help=LEXICON_HELP)
     e.add_argument("--lm", help=LM_HELP)
     e.add_argument("--rescore", action="store_true", help=RESCORE_HELP)
@@ -255,10 +332,11 @@ def parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("transcribe", help="transcribe audio files of any length (any format ffmpeg reads)")
     tr.add_argument("files", nargs="+", help="audio files")
-    tr.add_argument("--model", required=True, help="checkpoint dir")
+    tr.add_argument("--model", help=MODEL_HELP + " (default: the shipped speech model)")
     tr.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
     tr.add_argument("--output-dir", help="also write FILE_STEM.FORMAT here (srt/vtt: default the current dir)")
-    tr.add_argument("--decoder", choices=["lm", "ctc"], default="lm", help="LM generation, or the fast CTC head")
+    tr.add_argument("--decoder", choices=["lm", "ctc"], help="LM generation, or the fast CTC head (default: the "
+                    "model's shipped setting, else lm)")
     tr.add_argument("--lexicon", help=LEXICON_HELP)
     tr.add_argument("--lm", help=LM_HELP)
     tr.add_argument("--rescore", action="store_true", help=RESCORE_HELP)
@@ -267,9 +345,9 @@ def parser() -> argparse.ArgumentParser:
 
     ca = sub.add_parser("caption", help="caption image files (any format Pillow reads)")
     ca.add_argument("files", nargs="+", help="image files")
-    ca.add_argument("--model", required=True, help="checkpoint dir")
+    ca.add_argument("--model", help=MODEL_HELP + " (default: the shipped captioner)")
     ca.add_argument("--format", choices=["txt", "json"], default="txt", help="json: one {file, text} object per line")
-    ca.add_argument("--beams", type=int, default=1, help="beam width; 1 = greedy (default)")
+    ca.add_argument("--beams", type=int, help="beam width; 1 = greedy (default: the model's shipped setting, else 1)")
     ca.add_argument("--batch-size", type=int, default=8, help="images captioned together")
     ca.add_argument("--max-new-tokens", type=int, help="longest caption in tokens (default: the caption task's)")
     ca.set_defaults(func=_caption)
@@ -277,7 +355,8 @@ def parser() -> argparse.ArgumentParser:
     cl = sub.add_parser("classify", help="label texts with a trained head, or zero-/few-shot with --labels")
     cl.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (or --file)")
     cl.add_argument("--file", help="JSONL/JSON/CSV with a `text` column, or plain text with one text per line")
-    cl.add_argument("--model", help="checkpoint dir; with --labels also a causal LM name (default: smollm2-135m-instruct)")
+    cl.add_argument("--model", help=MODEL_HELP + "; with --labels also a causal LM name (default: the shipped "
+                    "sentiment model; with --labels smollm2-135m-instruct)")
     cl.add_argument("--labels", help="comma-separated candidate labels, scored by the LM's likelihood (no training)")
     cl.add_argument("--shots", help="JSONL/CSV of `text,label` in-context examples for --labels (few-shot)")
     cl.add_argument("--format", choices=["table", "json"], default="table", help="json: one object per input, in order")
@@ -287,10 +366,27 @@ def parser() -> argparse.ArgumentParser:
     tg = sub.add_parser("tag", help="find named entities (spans with character offsets) with a trained tagger")
     tg.add_argument("texts", nargs="*", metavar="TEXT", help="texts to tag (or --file)")
     tg.add_argument("--file", help="JSONL/JSON/CSV with a `text` column, or plain text with one text per line")
-    tg.add_argument("--model", required=True, help="checkpoint dir of a model trained with data.task=ner")
+    tg.add_argument("--model", help=MODEL_HELP + " trained with data.task=ner (default: the shipped tagger)")
     tg.add_argument("--format", choices=["table", "json"], default="table", help="json: one object per input, in order")
     tg.add_argument("--batch-size", type=int, default=16)
     tg.set_defaults(func=_tag)
+
+    m = sub.add_parser("models", help="list the shipped models (name, task, size, headline test metric)")
+    m.add_argument("--format", choices=["table", "json"], default="table")
+    m.add_argument("--root", help="a folder of shipped models to list instead of the package's (e.g. a rebuild's)")
+    m.set_defaults(func=_models)
+
+    sh = sub.add_parser("ship", help="store a trained checkpoint as a shipped model (bf16, scored on the test split)")
+    sh.add_argument("checkpoint", help="checkpoint dir or run dir (its best/)")
+    sh.add_argument("--name", required=True, help="the shipped model's name, e.g. sentiment-en")
+    sh.add_argument("--test", required=True, help="the test split (same formats as train): the card's headline figure")
+    sh.add_argument("--card", help="model card (Markdown) to ship with it (default: keep the current one)")
+    sh.add_argument("--decoding", action="append", default=[], metavar="KEY=VALUE",
+                    help="a decoding setting the figures need, e.g. num_beams=3 or decoder=ctc (repeatable)")
+    sh.add_argument("--root", help="write into this folder instead of the package's shipped models (a rebuild)")
+    sh.add_argument("--force", action="store_true", help="replace the model even if the new one scores lower")
+    sh.add_argument("--batch-size", type=int, default=16)
+    sh.set_defaults(func=_ship)
 
     g = sub.add_parser("data", help="generate a development corpus (offline)")
     gsub = g.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
@@ -330,6 +426,10 @@ def parser() -> argparse.ArgumentParser:
     ner.add_argument("--train", type=int, default=2000, help="training sentences (default: %(default)s)")
     ner.add_argument("--eval", type=int, default=500, help="sentences from held-out templates (default: %(default)s)")
     ner.add_argument("--seed", type=int, default=0)
+    se = gsub.add_parser("sentiment", help="Rotten Tomatoes critic snippets, positive / negative, split by film")
+    se.add_argument("--out", required=True, help="output dir (train.jsonl, eval.jsonl, test.jsonl)")
+    se.add_argument("--test-fraction", type=float, default=0.15, help="share of films in test (default: %(default)s)")
+    se.add_argument("--eval-fraction", type=float, default=0.1, help="share of the other films in eval (default: %(default)s)")
     g.set_defaults(func=_data)
 
     ng = sub.add_parser("ngram", help="estimate a word n-gram LM (ARPA) from transcripts, for transcribe --lm")

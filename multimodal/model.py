@@ -56,6 +56,7 @@ class MultimodalModel(nn.Module):
         self.pretrained_parts = pretrained_parts  # component -> the pretrained source it was loaded from
         self.placeholder_ids = {m: tokenizer.convert_tokens_to_ids(PLACEHOLDERS[m]) for m in self.encoders}
         self.is_causal = config.backbone.kind == "causal"
+        self.decoding: dict[str, Any] = {}  # a shipped model's decoding settings (multimodal/resolve.py)
 
     # ---- components and their training modes
     def components(self) -> dict[str, nn.Module]:

@@ -82,7 +82,6 @@ def test_non_utf8_file_exits_2_naming_it(classifier, tmp_path, capsys, content, 
     (["classify", "--file", "{empty_jsonl}", "--model", "{model}"], r"line 2: empty 'text'"),
     (["classify", "--file", "{nocol_csv}", "--model", "{model}"], r"has no column\(s\) \['text'\]"),
     (["classify", "x", "--file", "{empty_jsonl}", "--model", "{model}"], "one of the two"),
-    (["classify", "x"], r"--model DIR is needed"),
     (["classify", "x", "--model", "{model}", "--shots", "{empty_jsonl}"], "--shots needs --labels"),
     (["tag", "Maria smiled.", "--model", "{model}"], "no trained tagging head"),
 ])
