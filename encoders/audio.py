@@ -5,6 +5,9 @@ windows every 10 ms) and one stride-2 convolution per `conv_dim` entry (one: 20 
 two: 40 ms) before the transformer: transformers' Speech2Text encoder, the log-mel alternative the speech
 recipe measures against the waveform front end. 40 ms frames are too few for character CTC on fast speech
 (~22 characters/s at 260 words/min), so the recipe uses one convolution.
+
+`arch: whisper` is a pretrained Whisper encoder (`name`: a preset such as `whisper-base`, a hub name or a local
+dir; see `encoders/whisper.py`): waveforms in, 50 frames per second out, windows of at most 30 s.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from torch import nn
 from .audio_io import SAMPLE_RATE
 from .output import EncoderOutput
 
-ARCHS = ("wav2vec2", "hubert", "wavlm", "speech2text")
+ARCHS = ("wav2vec2", "hubert", "wavlm", "speech2text", "whisper")
 N_MELS = 80  # log-mel bins of the speech2text front end
 MEL_WINDOW = 400  # samples per filterbank window (25 ms)
 MEL_HOP = 160  # samples between filterbank windows (10 ms)
@@ -27,8 +30,11 @@ MEL_HOP = 160  # samples between filterbank windows (10 ms)
 
 @dataclass
 class AudioEncoderConfig:
-    arch: Literal["wav2vec2", "hubert", "wavlm", "speech2text"] = "wav2vec2"  # speech2text = log-mel front end
-    name: str = ""  # hub name or local dir of a pretrained checkpoint; "" = build from scratch with the sizes below
+    # speech2text = log-mel front end; whisper = a pretrained Whisper encoder
+    arch: Literal["wav2vec2", "hubert", "wavlm", "speech2text", "whisper"] = "wav2vec2"
+    # hub name or local dir of a pretrained checkpoint; "" = build from scratch with the sizes below.
+    # whisper needs one: a preset (encoders.whisper.WHISPER_PRESETS), a hub name or a local dir; sizes are ignored
+    name: str = ""
     hidden_size: int = 256
     num_layers: int = 6
     num_heads: int = 4
@@ -124,7 +130,17 @@ class AudioEncoder(nn.Module):
             if getattr(config, key) < 1:
                 raise ValueError(f"encoders.audio.{key} must be >= 1, got {getattr(config, key)}")
         self.config = config
-        if config.name:  # hub names and local dirs take the same path
+        self.is_whisper = config.arch == "whisper"
+        if self.is_whisper:  # waveforms in; log-mel, padding and positions handled inside; no SpecAugment
+            from .whisper import WHISPER_PRESETS, WhisperAudioEncoder
+
+            if not config.name:
+                raise ValueError(
+                    f"encoders.audio.arch whisper needs encoders.audio.name: a preset ({', '.join(WHISPER_PRESETS)}), "
+                    "a hub name or a local dir"
+                )
+            self.model = WhisperAudioEncoder(config.name)
+        elif config.name:  # hub names and local dirs take the same path
             from transformers import AutoModel
 
             if config.arch == "speech2text":
@@ -148,12 +164,19 @@ class AudioEncoder(nn.Module):
             model_class = {"wav2vec2": Wav2Vec2Model, "hubert": HubertModel, "wavlm": WavLMModel}[config.arch]
             self.model = model_class(_hf_config(config))
         self.is_mel = config.arch == "speech2text"
-        self.out_dim: int = int(self.model.config.d_model if self.is_mel else self.model.config.hidden_size)
+        if self.is_whisper:
+            self.out_dim: int = self.model.out_dim
+        else:
+            self.out_dim = int(self.model.config.d_model if self.is_mel else self.model.config.hidden_size)
         self._feature_extractor = None  # built lazily by preprocess
 
     def output_lengths(self, n_samples: torch.Tensor) -> torch.Tensor:
         """Number of frames the encoder makes from ``n_samples`` samples (the model's own formula)."""
         n_samples = torch.as_tensor(n_samples)
+        if self.is_whisper:
+            from .whisper import output_lengths
+
+            return output_lengths(n_samples).long()
         if self.is_mel:  # filterbank frames first (kaldi-style, no padding at the edges)
             n_samples = ((n_samples - MEL_WINDOW) // MEL_HOP + 1).clamp(min=0)
         return self.model._get_feat_extract_output_lengths(n_samples).long()
@@ -164,6 +187,8 @@ class AudioEncoder(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones(input_values.shape[:2], dtype=torch.long, device=input_values.device)
         attention_mask = attention_mask.long()
+        if self.is_whisper:
+            return self.model(input_values, attention_mask)
         if self.is_mel:
             if self.training:
                 input_values = spec_augment(input_values, self.config)
@@ -186,8 +211,10 @@ class AudioEncoder(nn.Module):
         """Mono 16 kHz waveforms -> (input_values (B, N) float32, attention_mask (B, N) long).
 
         Each utterance is normalised to zero mean and unit variance over its real samples, then right-padded
-        with zeros.
+        with zeros. Whisper takes its waveforms as they are, padded to whole 20 ms frames.
         """
+        if self.is_whisper:
+            return self.model.preprocess(waveforms)
         if self._feature_extractor is None:
             self._feature_extractor = self._build_feature_extractor()
         batch = self._feature_extractor(
