@@ -16,11 +16,11 @@ Read top to bottom:
    table is cut to the frames used: the layers are called here, because transformers' `WhisperEncoder.forward`
    insists on 3,000 mel frames. Windows longer than the position table (30 s) are an error.
 
-Whisper has no attention mask: every frame attends to the batch's padding too, so a clip's features depend on
-how far it is padded (whisper-base, 2 s of speech alone vs padded to 5 s: median per-frame cosine 0.98, relative
-difference 0.29, the last frames change most; a 5 s window vs the first 250 frames of the 30 s one: 0.975 and
-0.32, the same words from Whisper's decoder). Encode one clip at a time where features must not depend on the
-batch (a feature cache).
+Whisper has no attention mask: every frame attends to all others, padding included, so a clip's features depend
+on how far it is padded (whisper-base, 2 s of speech alone vs padded to 5 s: median per-frame cosine 0.98,
+relative difference 0.29, the last frames change most; a 5 s window vs the first 250 frames of the 30 s one:
+0.975 and 0.32, the same words from Whisper's decoder). So `forward` encodes each clip at its own length (clips
+of one length together): a clip's features never depend on its batch, in training, evaluation or a cache.
 """
 
 from __future__ import annotations
@@ -314,19 +314,30 @@ class WhisperAudioEncoder(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones(waveforms.shape, dtype=torch.long, device=waveforms.device)
         n_frames = int(output_lengths(n_samples))
-        waveforms = nn.functional.pad(waveforms, (0, n_frames * SAMPLES_PER_FRAME - n_samples))  # an even mel count
+        lengths = output_lengths(attention_mask.long().sum(-1))  # (B,) frames of real audio
+        features = waveforms.new_zeros(waveforms.shape[0], n_frames, self.out_dim)  # (B, T, D)
+        # Clip by clip, each at its own length: Whisper has no attention mask, so a clip encoded beside a longer
+        # one would attend to the padding and come out different (module docstring). Clips of one length go together.
+        for length in lengths.unique().tolist():
+            rows = (lengths == length).nonzero().squeeze(1)
+            clip = waveforms[rows, : length * SAMPLES_PER_FRAME]  # (b, n): whole frames, an even mel count
+            clip = nn.functional.pad(clip, (0, length * SAMPLES_PER_FRAME - clip.shape[1]))
+            features[rows, :length] = self._encode(clip).to(features.dtype)
+        mask = torch.arange(n_frames, device=features.device) < lengths.unsqueeze(1)  # (B, T)
+        return EncoderOutput(features=features, mask=mask, grid=None)
+
+    def _encode(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Encoder frames (b, T, D) of waveforms (b, T * 320), none of them padding."""
         encoder = self.encoder
-        mel = self.log_mel(waveforms).to(encoder.conv1.weight.dtype)  # (B, n_mels, 2 T)
-        hidden = nn.functional.gelu(encoder.conv1(mel))  # (B, D, 2 T)
-        hidden = nn.functional.gelu(encoder.conv2(hidden)).transpose(1, 2)  # (B, T, D)
+        n_frames = waveforms.shape[1] // SAMPLES_PER_FRAME
+        mel = self.log_mel(waveforms).to(encoder.conv1.weight.dtype)  # (b, n_mels, 2 T)
+        hidden = nn.functional.gelu(encoder.conv1(mel))  # (b, D, 2 T)
+        hidden = nn.functional.gelu(encoder.conv2(hidden)).transpose(1, 2)  # (b, T, D)
         hidden = hidden + encoder.embed_positions.weight[:n_frames]  # absolute positions: the first T rows
         hidden = nn.functional.dropout(hidden, p=encoder.dropout, training=self.training)
         for layer in encoder.layers:
-            hidden = layer(hidden, None)  # no attention mask: Whisper attends to the padding, as in training
-        features = encoder.layer_norm(hidden)  # (B, T, D)
-        lengths = output_lengths(attention_mask.long().sum(-1))  # (B,)
-        mask = torch.arange(n_frames, device=features.device) < lengths.unsqueeze(1)  # (B, T)
-        return EncoderOutput(features=features, mask=mask, grid=None)
+            hidden = layer(hidden, None)  # every frame is real audio: no mask needed
+        return encoder.layer_norm(hidden)  # (b, T, D)
 
     def preprocess(self, waveforms: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Mono 16 kHz waveforms -> (waveforms (B, N) float32, attention_mask (B, N) long), zero-padded to the

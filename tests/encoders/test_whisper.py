@@ -248,12 +248,12 @@ def front_end(encoder, values):
     return torch.nn.functional.gelu(encoder.encoder.conv2(hidden)).transpose(1, 2)
 
 
-def test_padding_changes_features_because_whisper_has_no_attention_mask(encoder):
+def test_a_clip_in_a_batch_is_encoded_as_if_alone(encoder):
     """A short clip alone vs the same clip zero-padded to a longer batch. Equal: its log-mel frames (its own peak
     sets the 80 dB floor; the zeros after it add no energy) and the conv front end except the last frame (its
     receptive field reaches two mel frames past the clip: conv padding alone, log-mel of silence in the batch).
-    Not equal: the encoder features, because every frame attends to the padding frames too. What does hold:
-    each row of a batch is exactly that clip alone padded to the batch length."""
+    Whisper has no attention mask, so encoding the padded row as it is would differ (every frame attends to the
+    padding); the encoder therefore encodes each clip at its own length, and the batch row equals the clip alone."""
     short, long = noise(5000), noise(12000, seed=1)  # 5000 = 16 frames of 320 samples minus 120
     alone_values, alone_mask = encoder.preprocess([short])
     batch_values, batch_mask = encoder.preprocess([long, short])
@@ -265,9 +265,10 @@ def test_padding_changes_features_because_whisper_has_no_attention_mask(encoder)
         assert not torch.allclose(batch_front[n_frames - 1], alone_front[n_frames - 1], atol=1e-3)
         batch, alone = encoder(batch_values, batch_mask), encoder(alone_values, alone_mask)
         assert alone.mask.all() and batch.mask[1].sum() == alone.mask.shape[1] == n_frames
-        assert (batch.features[1, :n_frames] - alone.features[0]).abs().max() > 1e-2  # attention saw the padding
-        padded_alone = encoder(batch_values[1:], batch_mask[1:])
-    torch.testing.assert_close(batch.features[1], padded_alone.features[0], atol=1e-5, rtol=1e-5)
+        padded = encoder._encode(batch_values[1:])  # the padded row as one clip: attention sees the padding
+        assert (padded[0, :n_frames] - alone.features[0]).abs().max() > 1e-2
+    torch.testing.assert_close(batch.features[1, :n_frames], alone.features[0], atol=1e-5, rtol=1e-5)
+    assert not batch.features[1, n_frames:].any()  # past the clip: zeros, masked out
 
 
 # ---- the AudioEncoder hook
