@@ -58,7 +58,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     settings = decoding_settings(model, task.name, decoder=args.decoder, lexicon=args.lexicon, lm=args.lm,
                                  rescore=args.rescore)
     metrics = evaluate(model, rows, task, batch_size=args.batch_size, max_examples=args.max_examples, progress=True,
-                       intervals=args.intervals, **_given(settings))
+                       intervals=args.intervals, **settings)
     _print_metrics(metrics, args.format)
 
 
@@ -68,11 +68,6 @@ def _model_task(model, given: str) -> str:
     if not task or model.config.data.mixture:
         raise ValueError(f"--task is needed: model '{given}' was trained on {'a mixture' if task else 'no single task'}")
     return task
-
-
-def _given(settings: dict) -> dict:
-    """Settings with the ones still None left out, so the library's defaults apply."""
-    return {k: v for k, v in settings.items() if v is not None}
 
 
 def _print_metrics(metrics: dict, fmt: str) -> None:
@@ -101,7 +96,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     settings = decoding_settings(model, "transcribe", decoder=args.decoder, lexicon=args.lexicon, lm=args.lm,
                                  rescore=args.rescore)
     failed = 0
-    for result in transcribe(model, args.files, batch_size=args.batch_size, **_given(settings)):
+    for result in transcribe(model, args.files, batch_size=args.batch_size, **settings):
         if result.error:
             failed += 1
             print(f"multimodal transcribe: skipped {result.error}", file=sys.stderr)
@@ -128,7 +123,7 @@ def _caption(args: argparse.Namespace) -> int:
     model = mm.load(args.model, task="caption")
     settings = decoding_settings(model, "caption", num_beams=args.beams, max_new_tokens=args.max_new_tokens)
     failed = 0
-    for result in caption(model, args.files, batch_size=args.batch_size, progress=False, **_given(settings)):
+    for result in caption(model, args.files, batch_size=args.batch_size, progress=False, **settings):
         if result.error:
             failed += 1
             print(f"multimodal caption: skipped {result.error}", file=sys.stderr)
@@ -175,7 +170,21 @@ def _tag(args: argparse.Namespace) -> None:
 def _data(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    if args.corpus == "speech":
+    if args.corpus == "speech" and args.voices == "natural":
+        from tasks.corpora.natural_speech import generate_voice_corpus
+        from tasks.corpora.voices import ENGINES
+
+        engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines else list(ENGINES)
+        summary = generate_voice_corpus(Path(args.out), args.hours, eval_fraction=args.eval_fraction, seed=args.seed,
+                                        engines=engines)
+        for split in ("train", "eval"):
+            if split in summary:
+                print(f"{split}: {summary[split]['utterances']} utterances, {summary[split]['hours']:.2f} h in {args.out}/{split} ("
+                      + ", ".join(f"{e} {v['utterances']} / {v['hours']:.2f} h" for e, v in summary[split]["engines"].items()) + ")")
+        print("eval-only speakers: " + ", ".join(summary["speakers"]["eval_only"]))
+    elif args.corpus == "speech":
+        if args.engines:
+            raise SystemExit("--engines goes with --voices natural")
         from tasks.corpora.speech import generate_speech_corpus
 
         summary = generate_speech_corpus(Path(args.out), args.hours, eval_fraction=args.eval_fraction, seed=args.seed)
@@ -390,11 +399,16 @@ def parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("data", help="generate a development corpus (offline)")
     gsub = g.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
-    sp = gsub.add_parser("speech", help="espeak-ng speech with exact transcripts, as an audiofolder (train/ eval/)")
+    sp = gsub.add_parser("speech", help="synthetic speech with exact transcripts, as an audiofolder (train/ eval/)")
     sp.add_argument("--out", required=True, help="output dir")
-    sp.add_argument("--hours", type=float, default=1.0, help="hours of training speech (default: %(default)s)")
+    sp.add_argument("--hours", type=float, default=1.0, help="hours of speech, eval included (default: %(default)s)")
     sp.add_argument("--eval-fraction", type=float, default=0.05)
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--voices", choices=("espeak", "natural"), default="espeak",
+                    help="espeak: espeak-ng voices only; natural: flite, festival, hibari, Piper, Kokoro and espeak-ng "
+                         "speakers in real rooms (tasks/corpora/natural_speech.py) (default: %(default)s)")
+    sp.add_argument("--engines", help="with --voices natural: comma list from espeak,flite,festival,hibari,piper,kokoro "
+                                      "(default: all)")
     lsp = gsub.add_parser("long-speech", help="one long recording of held-out sentences + its timed transcript")
     lsp.add_argument("--out", required=True, help="output .wav path")
     lsp.add_argument("--minutes", type=float, default=10.0)

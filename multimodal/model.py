@@ -226,34 +226,39 @@ class MultimodalModel(nn.Module):
 
         return generate(self, batch, generation)
 
-    def transcribe(self, audio: Any, decoder: str = "lm", batch_size: int = 8, sample_rate: int | None = None,
-                   progress: bool = False, lexicon: Any = None, lm: str | None = None, rescore: bool = False):
+    def transcribe(self, audio: Any, decoder: str | None = None, batch_size: int = 8, sample_rate: int | None = None,
+                   progress: bool = False, lexicon: Any = None, lm: str | None = None, rescore: bool | None = None):
         """Transcript(s) of a path, an array (at `sample_rate`) or a list of them; see multimodal.transcribe.
 
         Each Transcript has `.text`, `.segments` (start_s, end_s, text) and `.error` for a skipped file.
         `lexicon` (decoder="ctc"): a word list the CTC beam search may only write (tasks/ctc_lexicon.py);
         `lm`: a word n-gram file (ARPA / KenLM) that scores the words in that search; `rescore`: the backbone
-        re-ranks that search's best transcripts.
+        re-ranks that search's best transcripts. A setting left None is the shipped model's (its card's), else
+        the default: decoder "lm", no lexicon, no rescoring.
         """
+        from multimodal.resolve import decoding_settings
         from multimodal.transcribe import transcribe
 
         single = not isinstance(audio, (list, tuple))
-        results = list(transcribe(self, [audio] if single else list(audio), decoder=decoder, batch_size=batch_size,
-                                  sample_rate=sample_rate, progress=progress, lexicon=lexicon, lm=lm,
-                                  rescore=rescore))
+        settings = decoding_settings(self, "transcribe", decoder=decoder, lexicon=lexicon, lm=lm, rescore=rescore)
+        results = list(transcribe(self, [audio] if single else list(audio), batch_size=batch_size,
+                                  sample_rate=sample_rate, progress=progress, **settings))
         return results[0] if single else results
 
-    def caption(self, image: Any, batch_size: int = 8, num_beams: int = 1, max_new_tokens: int | None = None,
+    def caption(self, image: Any, batch_size: int = 8, num_beams: int | None = None, max_new_tokens: int | None = None,
                 progress: bool = False):
         """Caption(s) of a path, a PIL image, an (H, W[, C]) array or a list of them; see multimodal.caption.
 
-        Each Caption has `.text`, `.file` and `.error` for a skipped input.
+        Each Caption has `.text`, `.file` and `.error` for a skipped input. A setting left None is the shipped
+        model's, else the default (greedy, the caption task's length bound).
         """
         from multimodal.caption import caption
+        from multimodal.resolve import decoding_settings
 
         single = not isinstance(image, (list, tuple))
-        results = list(caption(self, [image] if single else list(image), batch_size=batch_size, num_beams=num_beams,
-                               max_new_tokens=max_new_tokens, progress=progress))
+        settings = decoding_settings(self, "caption", num_beams=num_beams, max_new_tokens=max_new_tokens)
+        results = list(caption(self, [image] if single else list(image), batch_size=batch_size, progress=progress,
+                               **settings))
         return results[0] if single else results
 
     def classify(self, texts: str | list[str], labels: list[str] | None = None, shots: list[tuple[str, str]] | None = None,

@@ -3,6 +3,7 @@
 In order:
 1. a path to a checkpoint dir, or to a training run dir (which stands for its `best/`, else `last/`);
 2. the name of a shipped model (`multimodal models` lists them), checked against its recorded hashes;
+   `training.init_from` takes the same three (`checkpoint_dir`);
 3. with `backbone_ok` (zero-shot label scoring), any backbone name: a preset, a hub name or an HF dir;
 4. nothing given: the task's default shipped model (`shipped.DEFAULT_MODELS`).
 Anything else is an error that names the input and lists the shipped models.
@@ -28,6 +29,17 @@ def is_checkpoint_path(path: str | Path) -> bool:
     return any((recover(d) / CHECKPOINT_FILE).is_file() for d in (path, path / "best", path / "last"))
 
 
+def checkpoint_dir(name_or_dir: str | Path) -> Path:
+    """The checkpoint dir that a checkpoint dir, a run dir (its best/, else last/) or a shipped name stands for
+    (`training.init_from` takes all three); anything else comes back as it is, for the loader to reject."""
+    path = Path(name_or_dir)
+    if is_checkpoint_path(path):
+        return next(recover(d) for d in (path, path / "best", path / "last") if (recover(d) / CHECKPOINT_FILE).is_file())
+    if str(name_or_dir) in shipped.names():
+        return shipped.verified_dir(str(name_or_dir))
+    return path
+
+
 def load(name_or_dir: str | Path | None = None, task: str | None = None, backbone_ok: bool = False):
     """The model that `name_or_dir` names (module docstring), in eval mode."""
     from multimodal import checkpoint
@@ -37,11 +49,10 @@ def load(name_or_dir: str | Path | None = None, task: str | None = None, backbon
             raise ValueError(f"no model given, and task {task!r} has no default shipped model: pass --model")
         name_or_dir = default_model(task)
     text = str(name_or_dir)
-    if is_checkpoint_path(text):
-        model = checkpoint.load(text)
-    elif text in shipped.names():
-        model = checkpoint.load(shipped.verified_dir(text))
-        model.decoding = dict(shipped.read_manifest(text).decoding)
+    if is_checkpoint_path(text) or text in shipped.names():
+        model = checkpoint.load(checkpoint_dir(text))
+        if not is_checkpoint_path(text):  # a shipped model: decode as its card says
+            model.decoding = dict(shipped.read_manifest(text).decoding)
     elif backbone_ok:
         from multimodal.classify import frozen_backbone_model
 
@@ -64,6 +75,7 @@ def default_model(task: str) -> str:
 
 
 def decoding_settings(model, task: str, **given: Any) -> dict[str, Any]:
-    """`given` with each None filled from the model's shipped decoding settings (for `task`), else left None."""
-    stored = getattr(model, "decoding", {}) or {}
-    return {k: (stored.get(k) if v is None and k in shipped.DECODING_KEYS.get(task, ()) else v) for k, v in given.items()}
+    """The settings to decode with: each one `given`, else the model's stored one for `task`; a setting that is
+    neither is left out, so the decoding function's own default applies."""
+    stored = {k: v for k, v in (getattr(model, "decoding", {}) or {}).items() if k in shipped.DECODING_KEYS.get(task, ())}
+    return {k: v if v is not None else stored[k] for k, v in given.items() if v is not None or k in stored}

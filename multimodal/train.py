@@ -111,7 +111,9 @@ def train(
         config = resolve_head_labels(config, task, rows, eval_rows)
     model = build(config)
     if tc.init_from and not resume:
-        copied = init_from(model, tc.init_from)
+        from multimodal.resolve import checkpoint_dir
+
+        copied = init_from(model, checkpoint_dir(tc.init_from))
         log.info("initialised %d weights from '%s'", len(copied), tc.init_from)
     if tc.gradient_checkpointing:
         model.backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})

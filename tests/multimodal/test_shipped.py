@@ -101,10 +101,11 @@ def test_decoding_settings_fill_what_the_caller_left_unset():
     class Model:
         decoding = {"num_beams": 3, "decoder": "ctc"}
 
-    assert decoding_settings(Model(), "caption", num_beams=None, max_new_tokens=None) == {"num_beams": 3, "max_new_tokens": None}
+    assert decoding_settings(Model(), "caption", num_beams=None, max_new_tokens=None) == {"num_beams": 3}
     assert decoding_settings(Model(), "caption", num_beams=1, max_new_tokens=20) == {"num_beams": 1, "max_new_tokens": 20}
     # a setting of another task is not taken, even when its name matches
-    assert decoding_settings(Model(), "transcribe", decoder=None, lexicon=None) == {"decoder": "ctc", "lexicon": None}
+    assert decoding_settings(Model(), "transcribe", decoder=None, lexicon=None) == {"decoder": "ctc"}
+    assert decoding_settings(Model(), "caption", num_beams=None, decoder=None) == {"num_beams": 3}
 
 
 def test_models_lists_and_classify_uses_the_default_shipped_model(checkpoint, root, tmp_path, capsys):
@@ -151,3 +152,47 @@ def test_mm_load_raises_checkpoint_error_for_an_unknown_name(tmp_path, monkeypat
     monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path)
     with pytest.raises(CheckpointError, match="shipped: none yet"):
         mm.load("speech-xx")
+
+
+def test_model_methods_decode_with_the_stored_settings_unless_given(monkeypatch):
+    import multimodal.caption
+    import multimodal.transcribe
+
+    seen = {}
+
+    def record(name):
+        def fake(model, sources, **kwargs):
+            seen[name] = kwargs
+            return [None]
+        return fake
+
+    monkeypatch.setattr(multimodal.caption, "caption", record("caption"))
+    monkeypatch.setattr(multimodal.transcribe, "transcribe", record("transcribe"))
+
+    class Model:
+        decoding = {"num_beams": 3, "decoder": "ctc", "rescore": True}
+
+    mm.MultimodalModel.caption(Model(), "x.png")
+    assert seen["caption"]["num_beams"] == 3 and "max_new_tokens" not in seen["caption"]
+    mm.MultimodalModel.caption(Model(), "x.png", num_beams=1)
+    assert seen["caption"]["num_beams"] == 1
+    mm.MultimodalModel.transcribe(Model(), "x.wav", rescore=False)
+    assert seen["transcribe"]["decoder"] == "ctc" and seen["transcribe"]["rescore"] is False
+
+
+def test_init_from_takes_a_shipped_name_and_a_run_dir(checkpoint, root, tmp_path):
+    from multimodal.checkpoint import init_from
+    from multimodal.resolve import checkpoint_dir
+
+    _ship(checkpoint, root, tmp_path)
+    assert checkpoint_dir("tiny-cls") == root / "tiny-cls"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "last").symlink_to(checkpoint, target_is_directory=True)
+    assert checkpoint_dir(run_dir) == run_dir / "last"
+    fresh = mm.build(mm.load(checkpoint).config)
+    copied = init_from(fresh, checkpoint_dir("tiny-cls"))
+    assert any(name.startswith("heads.classify") for name in copied)
+    shipped_head = mm.load("tiny-cls").heads["classify"].state_dict()
+    for key, value in fresh.heads["classify"].state_dict().items():
+        torch.testing.assert_close(value, shipped_head[key])
