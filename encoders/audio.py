@@ -50,6 +50,9 @@ class AudioEncoderConfig:
     mask_feature_prob: float = 0.0
     mask_feature_length: int = 10
     layerdrop: float = 0.0
+    # A folder ("auto" = $MULTIMODAL_CACHE/features) where a frozen encoder's features are kept per clip while
+    # training, so it runs once per clip rather than once per epoch (encoders/feature_cache.py); "" = off.
+    feature_cache: str = ""
 
 
 def _hf_config(config: AudioEncoderConfig):
@@ -169,6 +172,7 @@ class AudioEncoder(nn.Module):
         else:
             self.out_dim = int(self.model.config.d_model if self.is_mel else self.model.config.hidden_size)
         self._feature_extractor = None  # built lazily by preprocess
+        self._cache = None  # the FeatureCache, made at its first use (its namespace hashes the final weights)
 
     def output_lengths(self, n_samples: torch.Tensor) -> torch.Tensor:
         """Number of frames the encoder makes from ``n_samples`` samples (the model's own formula)."""
@@ -187,6 +191,20 @@ class AudioEncoder(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones(input_values.shape[:2], dtype=torch.long, device=input_values.device)
         attention_mask = attention_mask.long()
+        if self.config.feature_cache and torch.is_grad_enabled() and not any(p.requires_grad for p in self.parameters()):
+            return self._feature_cache().encode(self._encode, input_values, attention_mask,
+                                                int(self.output_lengths(torch.tensor(attention_mask.shape[1]))))
+        return self._encode(input_values, attention_mask)
+
+    def _feature_cache(self):
+        from .feature_cache import FeatureCache, cache_folder, weights_fingerprint
+
+        if self._cache is None:
+            namespace = weights_fingerprint(self.model, self.config.arch, self.config.name)
+            self._cache = FeatureCache(cache_folder(self.config.feature_cache), namespace)
+        return self._cache
+
+    def _encode(self, input_values: torch.Tensor, attention_mask: torch.Tensor) -> EncoderOutput:
         if self.is_whisper:
             return self.model(input_values, attention_mask)
         if self.is_mel:
