@@ -184,7 +184,7 @@ def _data(args: argparse.Namespace) -> None:
         print("eval-only speakers: " + ", ".join(summary["speakers"]["eval_only"]))
     elif args.corpus == "speech":
         if args.engines:
-            raise SystemExit("--engines goes with --voices natural")
+            raise ValueError("--engines goes with --voices natural")
         from tasks.corpora.speech import generate_speech_corpus
 
         summary = generate_speech_corpus(Path(args.out), args.hours, eval_fraction=args.eval_fraction, seed=args.seed)
@@ -281,7 +281,8 @@ def _ship(args: argparse.Namespace) -> None:
         if not sep or not key:
             raise ValueError(f"--decoding {item!r}: write KEY=VALUE, e.g. num_beams=3")
         decoding[key] = yaml.safe_load(value)
-    command = "multimodal " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = " ".join(["multimodal ship", shlex.quote(args.checkpoint), "--name", shlex.quote(args.name), "--test",
+                        shlex.quote(args.test), *(f"--decoding {shlex.quote(d)}" for d in args.decoding)])
     m = ship(args.checkpoint, args.name, args.test, card=args.card, decoding=decoding, force=args.force,
              batch_size=args.batch_size, command=command, **({"root": Path(args.root)} if args.root else {}))
     h = m.headline

@@ -196,3 +196,17 @@ def test_init_from_takes_a_shipped_name_and_a_run_dir(checkpoint, root, tmp_path
     shipped_head = mm.load("tiny-cls").heads["classify"].state_dict()
     for key, value in fresh.heads["classify"].state_dict().items():
         torch.testing.assert_close(value, shipped_head[key])
+
+
+def test_the_ship_command_records_how_it_was_called_and_refuses_a_bad_setting(checkpoint, root, tmp_path, capsys):
+    data = text_file(tmp_path / "test.jsonl")
+    card = tmp_path / "card.md"
+    card.write_text("# tiny\n")
+    code, _, err = run(capsys, "ship", checkpoint, "--name", "tiny-cls", "--test", data, "--decoding", "num_beams")
+    assert code == 2 and "--decoding 'num_beams': write KEY=VALUE" in err, err
+    code, out, err = run(capsys, "ship", checkpoint, "--name", "tiny-cls", "--test", data, "--card", card)
+    assert code == 0 and "shipped 'tiny-cls'" in out and "on 24 test examples" in out, err
+    command = shipped.read_manifest("tiny-cls").headline["command"]
+    assert command.startswith("multimodal ship ") and "--name tiny-cls --test " in command
+    code, _, err = run(capsys, "ship", checkpoint, "--name", "../x", "--test", data)
+    assert code == 2 and "must be a plain folder name" in err
