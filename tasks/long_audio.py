@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -87,17 +88,18 @@ def plan_windows(
     sample_rate: int = SAMPLE_RATE,
     window_s: float = WINDOW_S,
     overlap_s: float = OVERLAP_S,
-    waveform: np.ndarray | None = None,
+    waveform: Any = None,
 ) -> list[Window]:
     """Windows of at most `window_s` covering all `n_samples`, consecutive ones sharing exactly `overlap_s`.
 
     The audio is shared out evenly: the windows left to place all get the same length, so the last is never a
-    sliver. With a 1-D `waveform`, each window ends instead at the quietest 100 ms frame within the last
-    `overlap_s` of its nominal end (the next window still starts `overlap_s` before that cut).
+    sliver. With a `waveform` (a 1-D array, or any object whose `[a:b]` gives those samples, such as a file read
+    piece by piece), each window ends instead at the quietest 100 ms frame within the last `overlap_s` of its
+    nominal end (the next window still starts `overlap_s` before that cut); only those regions are read.
     Audio no longer than a window is one window; empty audio is no window.
     """
     _check_plan_args(n_samples, sample_rate, window_s, overlap_s)
-    if waveform is not None:
+    if isinstance(waveform, (np.ndarray, list)):
         waveform = np.asarray(waveform)
         if waveform.ndim != 1 or len(waveform) != n_samples:
             raise ValueError(f"waveform must be 1-D with n_samples={n_samples} samples, got shape {waveform.shape}")

@@ -191,3 +191,29 @@ def test_phone_head_with_one_accent_and_a_bad_accent():
     assert labels[0].tolist() == phonemes.encode("a cat", None, "en-us")
     with pytest.raises(ValueError, match="heads.ctc_phone_accent.*xx-nowhere"):
         mm.build(ROOT / "configs/tiny.yaml", ["heads.ctc=true", "heads.ctc_units=phonemes", "heads.ctc_phone_accent=xx-nowhere"])
+
+
+def test_windows_end_in_the_pauses_of_a_file_read_piece_by_piece(tmp_path, monkeypatch):
+    """transcribe plans each cut at the quietest 100 ms near a window's end, reading only that region."""
+    import multimodal.transcribe as transcribe_module
+    from multimodal.transcribe import AudioSource
+    from tasks.long_audio import plan_windows
+
+    rate = 16000
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(rate * 30)).astype(np.float32)  # 30 s of loud noise...
+    audio[int(15.0 * rate) : int(15.4 * rate)] = 0  # ...with one pause in the 4 s before the first even cut (17 s)
+    soundfile.write(tmp_path / "talk.wav", audio, rate)
+    audio = soundfile.read(tmp_path / "talk.wav", dtype="float32")[0]  # as stored (16-bit)
+    source = AudioSource(tmp_path / "talk.wav")
+    np.testing.assert_allclose(source[rate : 2 * rate], audio[rate : 2 * rate], atol=1e-6)
+    from_file = plan_windows(source.n_samples, waveform=source)
+    assert from_file == plan_windows(len(audio), waveform=audio)
+    assert 15.0 * rate <= from_file[0].end <= 15.4 * rate  # the cut lies in the pause, not at the even share
+    planned = []
+    real_plan = transcribe_module.plan_windows
+    monkeypatch.setattr(transcribe_module, "plan_windows",
+                        lambda *a, **k: planned.append(k.get("waveform")) or real_plan(*a, **k))
+    model = mm.build(ROOT / "configs/tiny.yaml", ["heads.ctc=true"])
+    model.transcribe(tmp_path / "talk.wav", decoder="ctc")
+    assert isinstance(planned[0], AudioSource)
