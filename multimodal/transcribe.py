@@ -47,11 +47,14 @@ class Transcript:
 
 
 class AudioSource:
-    """Reads one input window by window at 16 kHz mono; files soundfile can seek are never fully loaded."""
+    """Reads one input window by window at 16 kHz mono, so memory stays flat however long the file is: what
+    soundfile reads (wav, flac, ogg, mp3) it seeks; other formats (m4a, aac, opus in mp4...) are decoded range by
+    range by torchcodec (FFmpeg). Only a file neither can range-read, and an array, is held whole."""
 
     def __init__(self, source: Any, sample_rate: int | None = None):
         self.name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
         self._file = None
+        self._decoder = None
         self._waveform: np.ndarray | None = None
         if self.name is not None:
             try:
@@ -64,8 +67,12 @@ class AudioSource:
                 return
             except InputFileError:
                 raise
-            except Exception:  # not seekable by soundfile (mp3, m4a...): decode whole with ffmpeg
+            except Exception:  # not a format soundfile reads: try range decoding with FFmpeg
                 self._file = None
+            self._decoder, duration_s = _range_decoder(self.name)
+            if self._decoder is not None:
+                self.n_samples = math.ceil(duration_s * SAMPLE_RATE)
+                return
         self._waveform = load_audio(source, sample_rate)  # raises InputFileError naming the file
         self.n_samples = len(self._waveform)
 
@@ -73,6 +80,9 @@ class AudioSource:
         """The window's samples, (N,) float32 at 16 kHz."""
         if self._waveform is not None:
             return self._waveform[window.start : window.end]
+        if self._decoder is not None:
+            samples = self._decoder.get_samples_played_in_range(window.start / SAMPLE_RATE, window.end / SAMPLE_RATE)
+            return samples.data[0].numpy()[: window.n_samples]  # (N,): mono, 16 kHz
         rate = self._file.samplerate
         self._file.seek(int(window.start * rate / SAMPLE_RATE))
         frames = self._file.read(int(round(window.n_samples * rate / SAMPLE_RATE)), dtype="float32", always_2d=True)
@@ -86,6 +96,19 @@ class AudioSource:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+
+
+def _range_decoder(path: str):
+    """(torchcodec AudioDecoder giving 16 kHz mono, duration in s), or (None, 0) when the file has no usable
+    duration in its header or cannot be opened (the caller then decodes it whole, or reports it)."""
+    try:
+        from torchcodec.decoders import AudioDecoder
+
+        decoder = AudioDecoder(path, sample_rate=SAMPLE_RATE, num_channels=1)
+        duration_s = decoder.metadata.duration_seconds_from_header
+    except Exception:  # noqa: BLE001 - torchcodec missing, or a file FFmpeg cannot open: load_audio reports it
+        return None, 0.0
+    return (decoder, float(duration_s)) if duration_s and duration_s > 0 else (None, 0.0)
 
 
 @dataclass

@@ -217,3 +217,23 @@ def test_windows_end_in_the_pauses_of_a_file_read_piece_by_piece(tmp_path, monke
     model = mm.build(ROOT / "configs/tiny.yaml", ["heads.ctc=true"])
     model.transcribe(tmp_path / "talk.wav", decoder="ctc")
     assert isinstance(planned[0], AudioSource)
+
+
+@pytest.mark.parametrize("suffix", [".m4a", ".mp3", ".ogg"])
+def test_compressed_audio_is_read_window_by_window_not_whole(audio_files, tmp_path, suffix):
+    """An hour of m4a must not be decoded into memory at once: every format is read by range."""
+    from encoders import load_audio
+    from multimodal.transcribe import AudioSource
+    from tasks.long_audio import Window
+
+    path = tmp_path / f"long{suffix}"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(audio_files / "long.wav"), str(path)], check=True)
+    source = AudioSource(path)
+    assert source._waveform is None  # nothing held whole
+    whole = load_audio(path)
+    assert abs(source.n_samples - len(whole)) < 0.05 * 16000  # the header's duration, within 50 ms
+    window = source.read(Window(0, 20 * 16000, 36 * 16000))
+    assert len(window) == 16 * 16000
+    reference = whole[20 * 16000 : 36 * 16000]
+    correlation = np.corrcoef(window[: len(reference)], reference)[0, 1]
+    assert correlation > 0.95, correlation  # the same audio (decoders may differ by a few samples of delay)
