@@ -132,3 +132,8 @@ def test_data_commands_write_train_and_eval(tmp_path, capsys):
     assert code == 0 and "train.jsonl" in out and (tmp_path / "emoji/eval.jsonl").is_file()
     code, out, _ = run(capsys, "data", "ner", "--out", tmp_path / "ner", "--train", "20", "--eval", "5")
     assert code == 0 and len((tmp_path / "ner/eval.jsonl").read_text().splitlines()) == 5
+
+
+def test_engines_without_natural_voices_is_one_clear_line(tmp_path, capsys):
+    code, _, err = run(capsys, "data", "speech", "--out", tmp_path / "s", "--hours", "0.001", "--engines", "flite")
+    assert code == 2 and err.strip() == "multimodal data: error: --engines goes with --voices natural", err
