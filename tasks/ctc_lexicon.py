@@ -195,7 +195,9 @@ def _lines(spellings: dict[str, set[tuple[str, ...]]]) -> str:
 
 def lexicon_cache_dir() -> Path:
     """Where phone lexicons are kept: `$MULTIMODAL_CACHE/lexicons` (default `~/.cache/multimodal/lexicons`)."""
-    return Path(os.environ.get("MULTIMODAL_CACHE", Path.home() / ".cache" / "multimodal")) / "lexicons"
+    from encoders.cache import cache_dir
+
+    return cache_dir() / "lexicons"
 
 
 def _phone_lexicon(texts: tuple[str, ...], accents: list[str]) -> str:

