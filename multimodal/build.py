@@ -71,7 +71,12 @@ def build(
                 units.encode("a")
             except ValueError as e:
                 raise ValueError(f"heads.ctc_phone_accent: {e}") from e
-        heads["ctc"] = torch.nn.Linear(encoders["audio"].out_dim, len(units.vocab))
+        from tasks.ctc_head import build_ctc_head
+
+        heads["ctc"] = build_ctc_head(encoders["audio"].out_dim, len(units.vocab), config.heads.ctc_layers)
+    if config.heads.ctc_shared and (not config.heads.ctc or config.heads.ctc_layers < 1):
+        raise ValueError("heads.ctc_shared feeds the adapter from the CTC head's layers: it needs heads.ctc true and "
+                         f"heads.ctc_layers >= 1 (got ctc={config.heads.ctc}, ctc_layers={config.heads.ctc_layers})")
     heads.update(_text_heads(config, lm_width))
 
     tokenizer.add_tokens([PLACEHOLDERS[m] for m in encoders], special_tokens=True)

@@ -60,6 +60,8 @@ class HeadsConfig:
     # What the CTC head predicts: characters (tasks/ctc.py), or espeak-ng phones (tasks/phonemes.py), which
     # need a lexicon to become words (the search gives each word its pronunciations).
     ctc_units: Literal["chars", "phonemes"] = "chars"
+    ctc_layers: int = 0  # transformer layers in the CTC head before its classifier (tasks/ctc_head.py); 0: linear
+    ctc_shared: bool = False  # the audio adapter reads the CTC head's layers' output (needs ctc_layers >= 1)
     # Phone targets in one espeak-ng accent for every clip ("en-us"), or "" for each row's own (its `voice`).
     ctc_phone_accent: str = ""
     classify: Optional[ClassifyHeadConfig] = None  # a classifier on pooled backbone states (task classify_head)

@@ -109,6 +109,8 @@ class MultimodalModel(nn.Module):
                     raise PlaceholderMismatchError(f"{n_slots} {PLACEHOLDERS[modality]} tokens but no {modality} input")
                 continue
             enc = self.encoders[modality](**inputs[modality])  # (N, T, D_enc)
+            if modality == "audio":
+                enc = self._shared_ctc_layers(enc)
             if encoded is not None:
                 encoded[modality] = enc
             tokens, mask = self.adapters[modality](enc)  # (N, T', D_lm), (N, T')
@@ -148,7 +150,7 @@ class MultimodalModel(nn.Module):
         use_ctc = ctc_labels is not None and tc.ctc_loss_weight > 0 and "ctc" in self.heads
         if use_ctc and tc.lm_loss_weight == 0 and not return_logits:  # encoder-only objective: skip the LM
             enc = self.encoders["audio"](input_values=audio_values, attention_mask=audio_attention_mask)
-            return ModelOutput(loss=tc.ctc_loss_weight * self._ctc_loss(enc, ctc_labels))
+            return ModelOutput(loss=tc.ctc_loss_weight * self._ctc_loss(self._shared_ctc_layers(enc), ctc_labels))
         encoded: dict[str, EncoderOutput] = {}
         embeds = self.embed(input_ids, pixel_values, audio_values, audio_attention_mask, encoded)
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, L): same for left or right padding
@@ -195,28 +197,46 @@ class MultimodalModel(nn.Module):
         labels = class_labels if head == "classify" else tag_labels
         return ModelOutput(loss=module.loss(logits, labels) if labels is not None else None, head_logits=logits)
 
+    def _shared_ctc_layers(self, enc: EncoderOutput) -> EncoderOutput:
+        """With heads.ctc_shared, the audio frames after the CTC head's layers (what the adapter and the CTC
+        classifier read); else the encoder's frames as they are."""
+        if not self.config.heads.ctc_shared:
+            return enc
+        return EncoderOutput(self.heads["ctc"].hidden(enc.features, enc.mask), enc.mask, enc.grid)  # (N, T, D_enc)
+
+    def _ctc_head_logits(self, enc: EncoderOutput) -> torch.Tensor:
+        """(N, T, V) CTC logits from the audio frames `_shared_ctc_layers` gave."""
+        from tasks.ctc_head import ctc_head_logits
+
+        if self.config.heads.ctc_shared:
+            return self.heads["ctc"].classify(enc.features)
+        return ctc_head_logits(self.heads["ctc"], enc.features, enc.mask)
+
     def _ctc_loss(self, enc: EncoderOutput, ctc_labels: torch.Tensor) -> torch.Tensor:
         from tasks.ctc import ctc_loss
 
         targets = [row[row >= 0].tolist() for row in ctc_labels]  # (N_clips, S) padded with -1
-        return ctc_loss(self.heads["ctc"](enc.features), enc.mask, targets)
+        return ctc_loss(self._ctc_head_logits(enc), enc.mask, targets)
 
     @torch.no_grad()
     def ctc_logits(self, audio_values: torch.Tensor, audio_attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The CTC head's (N, T, V) logits over encoder frames and the (N, T) mask of real frames."""
         if "ctc" not in self.heads:
             raise ValueError("this model has no CTC head (config heads.ctc is false)")
-        enc = self.encoders["audio"](input_values=audio_values, attention_mask=audio_attention_mask)
-        return self.heads["ctc"](enc.features), enc.mask
+        enc = self._shared_ctc_layers(self.encoders["audio"](input_values=audio_values, attention_mask=audio_attention_mask))
+        return self._ctc_head_logits(enc), enc.mask
 
     def ctc_texts(self, audio_values: torch.Tensor, audio_attention_mask: torch.Tensor, lexicon: Any = None) -> list[str]:
         """CTC transcripts per clip: greedy, or a `tasks.ctc_lexicon.LexiconDecoder` search over its word list.
 
         Greedy decoding of a phone head (heads.ctc_units: phonemes) gives phones separated by spaces, not words.
         """
+        return self.ctc_decode(*self.ctc_logits(audio_values, audio_attention_mask), lexicon)
+
+    def ctc_decode(self, logits: torch.Tensor, mask: torch.Tensor, lexicon: Any = None) -> list[str]:
+        """Texts from `ctc_logits`' (N, T, V) logits and (N, T) mask: greedy, or the lexicon search."""
         from tasks.ctc_units import ctc_units
 
-        logits, mask = self.ctc_logits(audio_values, audio_attention_mask)
         return lexicon(logits, mask) if lexicon is not None else ctc_units(self.config.heads).greedy(logits, mask)
 
     @torch.no_grad()
@@ -227,10 +247,12 @@ class MultimodalModel(nn.Module):
         return generate(self, batch, generation)
 
     def transcribe(self, audio: Any, decoder: str | None = None, batch_size: int = 8, sample_rate: int | None = None,
-                   progress: bool = False, lexicon: Any = None, lm: str | None = None, rescore: bool | None = None):
+                   progress: bool = False, lexicon: Any = None, lm: str | None = None, rescore: bool | None = None,
+                   word_timestamps: bool = False):
         """Transcript(s) of a path, an array (at `sample_rate`) or a list of them; see multimodal.transcribe.
 
-        Each Transcript has `.text`, `.segments` (start_s, end_s, text) and `.error` for a skipped file.
+        Each Transcript has `.text`, `.segments` (start_s, end_s, text) and `.error` for a skipped file; with
+        `word_timestamps` (a character CTC head) each segment's `.words` hold (text, start_s, end_s).
         `lexicon` (decoder="ctc"): a word list the CTC beam search may only write (tasks/ctc_lexicon.py);
         `lm`: a word n-gram file (ARPA / KenLM) that scores the words in that search; `rescore`: the backbone
         re-ranks that search's best transcripts. A setting left None is the shipped model's (its card's), else
@@ -242,7 +264,8 @@ class MultimodalModel(nn.Module):
         single = not isinstance(audio, (list, tuple))
         settings = decoding_settings(self, "transcribe", decoder=decoder, lexicon=lexicon, lm=lm, rescore=rescore)
         results = list(transcribe(self, [audio] if single else list(audio), batch_size=batch_size,
-                                  sample_rate=sample_rate, progress=progress, **settings))
+                                  sample_rate=sample_rate, progress=progress, word_timestamps=word_timestamps,
+                                  **settings))
         return results[0] if single else results
 
     def caption(self, image: Any, batch_size: int = 8, num_beams: int | None = None, max_new_tokens: int | None = None,

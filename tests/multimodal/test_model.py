@@ -134,3 +134,25 @@ def test_ctc_and_lm_losses_combine(tiny_config_path):
     without = model(**{k: v for k, v in batch.items() if k != "ctc_labels"}).loss
     ctc_only = model._ctc_loss(model.encoders["audio"](batch["audio_values"], batch["audio_attention_mask"]), batch["ctc_labels"])
     assert torch.allclose(both, without + 0.5 * ctc_only, atol=1e-5)
+
+
+def test_shared_ctc_layers_feed_the_adapter_and_train_from_both_losses(tiny_config_path):
+    model = mm.build(tiny_config_path, ["heads.ctc=true", "heads.ctc_layers=1", "heads.ctc_shared=true",
+                                        "training.ctc_loss_weight=0.5"])
+    batch = mm.Processor(model)([e for e in examples() if e.audios])
+    model(**{k: v for k, v in batch.items() if k != "ctc_labels"}).loss.backward()  # the LM loss alone
+    layer_grads = [p.grad for n, p in model.named_parameters() if n.startswith("heads.ctc.layers")]
+    assert layer_grads and all(g is not None and g.abs().sum() > 0 for g in layer_grads)
+    model.zero_grad()
+    with torch.no_grad():  # the adapter reads the head's layers: moving them moves the LM's loss
+        before = model(**batch).loss
+        for p in model.heads["ctc"].layers.parameters():
+            p.add_(torch.randn_like(p))
+        assert not torch.allclose(model(**batch).loss, before)
+    model.eval()
+    assert len(model.ctc_texts(batch["audio_values"], batch["audio_attention_mask"])) == 2
+
+
+def test_shared_ctc_layers_need_a_transformer_head(tiny_config_path):
+    with pytest.raises(ValueError, match="ctc_layers >= 1"):
+        mm.build(tiny_config_path, ["heads.ctc=true", "heads.ctc_shared=true"])
