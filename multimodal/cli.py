@@ -89,6 +89,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     import multimodal as mm
     from multimodal.resolve import decoding_settings
     from multimodal.transcribe import transcribe, write_transcript
+    from tasks.subtitles import to_json
 
     if args.format in ("srt", "vtt") and not args.output_dir:
         args.output_dir = "."
@@ -96,14 +97,14 @@ def _transcribe(args: argparse.Namespace) -> int:
     settings = decoding_settings(model, "transcribe", decoder=args.decoder, lexicon=args.lexicon, lm=args.lm,
                                  rescore=args.rescore)
     failed = 0
-    for result in transcribe(model, args.files, batch_size=args.batch_size, **settings):
+    for result in transcribe(model, args.files, batch_size=args.batch_size, word_timestamps=args.word_timestamps,
+                             **settings):
         if result.error:
             failed += 1
             print(f"multimodal transcribe: skipped {result.error}", file=sys.stderr)
             continue
         if args.format == "json":
-            print(json.dumps({"file": result.file, "text": result.text,
-                              "segments": [{"start": s.start_s, "end": s.end_s, "text": s.text} for s in result.segments]}))
+            print(json.dumps(to_json(result.segments, result.file), ensure_ascii=False))
         elif args.format == "txt":
             print(result.text if len(args.files) == 1 else f"{result.file}\t{result.text}")
         if args.output_dir:
@@ -176,15 +177,17 @@ def _data(args: argparse.Namespace) -> None:
 
         engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines else list(ENGINES)
         summary = generate_voice_corpus(Path(args.out), args.hours, eval_fraction=args.eval_fraction, seed=args.seed,
-                                        engines=engines)
-        for split in ("train", "eval"):
+                                        engines=engines, test_fraction=args.test_fraction)
+        for split in ("train", "eval", "test"):
             if split in summary:
                 print(f"{split}: {summary[split]['utterances']} utterances, {summary[split]['hours']:.2f} h in {args.out}/{split} ("
                       + ", ".join(f"{e} {v['utterances']} / {v['hours']:.2f} h" for e, v in summary[split]["engines"].items()) + ")")
         print("eval-only speakers: " + ", ".join(summary["speakers"]["eval_only"]))
+        if "test" in summary:
+            print("test-only speakers: " + ", ".join(summary["speakers"]["test_only"]))
     elif args.corpus == "speech":
-        if args.engines:
-            raise ValueError("--engines goes with --voices natural")
+        if args.engines or args.test_fraction:
+            raise ValueError("--engines and --test-fraction go with --voices natural")
         from tasks.corpora.speech import generate_speech_corpus
 
         summary = generate_speech_corpus(Path(args.out), args.hours, eval_fraction=args.eval_fraction, seed=args.seed)
@@ -350,6 +353,8 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--lexicon", help=LEXICON_HELP)
     tr.add_argument("--lm", help=LM_HELP)
     tr.add_argument("--rescore", action="store_true", help=RESCORE_HELP)
+    tr.add_argument("--word-timestamps", action="store_true",
+                    help="each word's start and end (json output), from the CTC head's alignment of the transcript")
     tr.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
     tr.set_defaults(func=_transcribe)
 
@@ -404,6 +409,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="output dir")
     sp.add_argument("--hours", type=float, default=1.0, help="hours of speech, eval included (default: %(default)s)")
     sp.add_argument("--eval-fraction", type=float, default=0.05)
+    sp.add_argument("--test-fraction", type=float, default=0.0,
+                    help="with --voices natural: the share written to OUT/test, spoken only by test-only speakers "
+                         "(default: %(default)s)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--voices", choices=("espeak", "natural"), default="espeak",
                     help="espeak: espeak-ng voices only; natural: flite, festival, hibari, Piper, Kokoro and espeak-ng "

@@ -136,6 +136,7 @@ def transcribe(
     lexicon: Any = None,
     lm: str | None = None,
     rescore: bool = False,
+    word_timestamps: bool = False,
 ) -> Iterator[Transcript]:
     """Transcripts of `sources` (paths or arrays at `sample_rate`), yielded in input order as each completes.
 
@@ -143,6 +144,9 @@ def transcribe(
     head's output is then read by a beam search that emits only those words (tasks/ctc_lexicon.py). `lm`: a word
     n-gram file (ARPA or KenLM binary, e.g. `multimodal ngram`) that scores the words in that search. `rescore`:
     the model's backbone LM re-ranks that search's best transcripts (tasks/lm_rescore.py; slower, more accurate).
+    `word_timestamps`: each segment lists its words with times, from the CTC head's forced alignment of the
+    transcript (whichever decoder wrote it; needs a character CTC head, and with decoder "lm" the encoder runs
+    twice).
     """
     if decoder not in ("lm", "ctc"):
         raise ValueError(f"decoder must be 'lm' or 'ctc', got {decoder!r}")
@@ -150,6 +154,8 @@ def transcribe(
         raise ValueError("this model has no audio encoder")
     if decoder == "ctc" and "ctc" not in model.heads:
         raise ValueError("this model has no CTC head: use decoder='lm'")
+    if word_timestamps and ("ctc" not in model.heads or model.config.heads.ctc_units != "chars"):
+        raise ValueError("word timestamps come from a character CTC head's alignment; this model has none")
     lexicon = as_lexicon_decoder(lexicon, decoder, lm, model.config.heads.ctc_units, model.config.heads.ctc_phone_accent,
                                  backbone_scorer(model) if rescore else None)
     model.eval()
@@ -174,20 +180,26 @@ def transcribe(
         jobs += [_Job(i, w) for w in plans[i]]
 
     texts: dict[int, dict[int, str]] = {i: {} for i in plans}
+    times: dict[int, dict[int, list]] | None = {i: {} for i in plans} if word_timestamps else None
     next_out = 0
     bar = tqdm(total=len(jobs), desc="transcribing", unit="window", disable=not progress)
     for b in range(0, len(jobs), batch_size):
         batch_jobs = jobs[b : b + batch_size]
         audio = [opened[j.source_index].read(j.window) for j in batch_jobs]
-        for j, text in zip(batch_jobs, _decode(model, processor, task, audio, decoder, lexicon)):
+        decoded, spans = _decode(model, processor, task, audio, decoder, lexicon, word_timestamps)
+        for n, (j, text) in enumerate(zip(batch_jobs, decoded)):
             texts[j.source_index][j.window.index] = text
+            if times is not None:
+                times[j.source_index][j.window.index] = spans[n]
         bar.update(len(batch_jobs))
         while next_out < len(sources) and _done(results, plans, texts, next_out):
-            yield _finish(results[next_out], plans.get(next_out), texts.get(next_out), opened.get(next_out))
+            yield _finish(results[next_out], plans.get(next_out), texts.get(next_out), opened.get(next_out),
+                          times.get(next_out) if times is not None else None)
             next_out += 1
     bar.close()
     while next_out < len(sources):
-        yield _finish(results[next_out], plans.get(next_out), texts.get(next_out), opened.get(next_out))
+        yield _finish(results[next_out], plans.get(next_out), texts.get(next_out), opened.get(next_out),
+                      times.get(next_out) if times is not None else None)
         next_out += 1
 
 
@@ -195,33 +207,44 @@ def _done(results, plans, texts, i) -> bool:
     return results[i].error is not None or len(texts[i]) == len(plans[i])
 
 
-def _finish(result: Transcript, windows, texts, source) -> Transcript:
+def _finish(result: Transcript, windows, texts, source, times=None) -> Transcript:
     if source is not None:
         source.close()
     if result.error is None:
-        result.segments = merge_windows(windows, [texts[w.index] for w in windows], SAMPLE_RATE)
+        result.segments = merge_windows(windows, [texts[w.index] for w in windows], SAMPLE_RATE,
+                                        [times[w.index] for w in windows] if times is not None else None)
         result.text = join_segments(result.segments)
     return result
 
 
 @torch.no_grad()
-def _decode(model, processor: Processor, task, audio: list[np.ndarray], decoder: str, lexicon=None) -> list[str]:
-    """One text per window; silent windows are '' without running the model."""
-    out = [""] * len(audio)
+def _decode(model, processor: Processor, task, audio: list[np.ndarray], decoder: str, lexicon=None,
+            word_timestamps: bool = False) -> tuple[list[str], list[list]]:
+    """One text per window (silent windows are '' without running the model) and, with `word_timestamps`, one
+    (start_s, end_s) or None per word of each text, within its window."""
+    from tasks.ctc import align_words
+
+    out, spans = [""] * len(audio), [[] for _ in audio]
     speech = [i for i, a in enumerate(audio) if len(a) and float(np.sqrt(np.mean(a.astype(np.float64) ** 2))) > SILENCE_RMS]
     if not speech:
-        return out
+        return out, spans
     examples = [Example(task.prompt, audios=[audio[i]]) for i in speech]
     batch = {k: v.to(model.device) for k, v in processor(examples, padding_side="left").items()}
+    if decoder == "ctc" or word_timestamps:
+        logits, mask = model.ctc_logits(batch["audio_values"], batch["audio_attention_mask"])  # (N, T, V), (N, T)
     if decoder == "ctc":
-        texts = model.ctc_texts(batch["audio_values"], batch["audio_attention_mask"], lexicon)
+        texts = model.ctc_decode(logits, mask, lexicon)
     else:
         longest_s = max(len(audio[i]) for i in speech) / SAMPLE_RATE
         bound = max(MIN_NEW_TOKENS, math.ceil(longest_s * MAX_TOKENS_PER_S))
         texts = model.generate(batch, GenerationConfig(max_new_tokens=min(bound, task.max_new_tokens * 4)))
-    for i, text in zip(speech, texts):
+    for n, (i, text) in enumerate(zip(speech, texts)):
         out[i] = text
-    return out
+        if word_timestamps:
+            n_frames = int(mask[n].sum())
+            frame_s = len(audio[i]) / SAMPLE_RATE / max(n_frames, 1)
+            spans[i] = align_words(logits[n, :n_frames].float().log_softmax(-1), text.split(), frame_s)
+    return out, spans
 
 
 def write_transcript(result: Transcript, output_dir: str | Path, fmt: str) -> Path:

@@ -71,3 +71,41 @@ def word_times(chars: list[tuple[str, int]], frame_s: float) -> list[tuple[str, 
         else:
             current.append((c, t))
     return words
+
+
+def align_words(log_probs: torch.Tensor, words: list[str], frame_s: float) -> list[tuple[float, float] | None]:
+    """(start_s, end_s) of each of `words` in one clip's CTC output, by forced alignment (Viterbi) of the text.
+
+    log_probs: (T, V) log-softmax over `VOCAB` for the clip's real frames. `words` come from any decoder (the LM's
+    text with its case and punctuation, say): each is normalised to the CTC alphabet, the whole is aligned at
+    once, and a word spans its first character's first frame to its last character's last. A word with
+    nothing to align (a lone "—") is None; so is every word when the text needs more frames than the clip has.
+    """
+    import torchaudio.functional as AF
+
+    spelled = [normalize(w) for w in words]
+    spans, ids = [], []
+    for text in spelled:
+        if not text:
+            spans.append(None)
+            continue
+        if ids:
+            ids.append(CHAR_TO_ID[" "])
+        spans.append((len(ids), len(ids) + len(text)))
+        ids += [CHAR_TO_ID[c] for c in text]
+    if not ids:
+        return [None] * len(words)
+    repeats = sum(a == b for a, b in zip(ids, ids[1:]))  # a repeated character needs a blank between
+    if len(ids) + repeats > log_probs.shape[0]:
+        return [None] * len(words)
+    path, _ = AF.forced_align(log_probs.unsqueeze(0).float().cpu(), torch.tensor([ids], dtype=torch.int32), blank=BLANK)
+    frames_of: list[list[int]] = [[] for _ in ids]  # the frames each target character holds
+    position, previous = -1, BLANK
+    for t, token in enumerate(path[0].tolist()):
+        if token != BLANK and token != previous:
+            position += 1  # a new target character starts (a repeat after a blank is the next one)
+        if token != BLANK:
+            frames_of[position].append(t)
+        previous = token
+    return [None if span is None else (frames_of[span[0]][0] * frame_s, (frames_of[span[1] - 1][-1] + 1) * frame_s)
+            for span in spans]

@@ -49,11 +49,19 @@ class Window:
         return self.end / sample_rate
 
 
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start_s: float
+    end_s: float
+
+
 @dataclass
 class Segment:
     start_s: float
     end_s: float
     text: str
+    words: list[Word] | None = None  # with word timestamps: one per word of `text`, in order
 
 
 # --- Planning ----------------------------------------------------------------------------------------------------
@@ -195,14 +203,19 @@ def _split_pair(
     return _split_at_midpoint(a, words_a, first_a, b, words_b)
 
 
-def merge_windows(windows: Sequence[Window], texts: Sequence[str], sample_rate: int = SAMPLE_RATE) -> list[Segment]:
+def merge_windows(windows: Sequence[Window], texts: Sequence[str], sample_rate: int = SAMPLE_RATE,
+                  word_times: Sequence[Sequence[tuple[float, float] | None]] | None = None) -> list[Segment]:
     """One segment per window with its own words, words heard in two windows kept once; empty segments dropped.
 
     A segment spans its window's core: from the boundary chosen in the overlap with the previous window to the
     one with the next (the first starts at the first window's start, the last ends at the audio's end).
+    `word_times`: per window, one (start_s, end_s) within the window (or None) per word of its text; each
+    segment then lists its words with times in the audio (a word without a time gets its neighbour's bound).
     """
     if len(windows) != len(texts):
         raise ValueError(f"{len(windows)} windows but {len(texts)} texts; they must pair up")
+    if word_times is not None and [len(t) for t in word_times] != [len(text.split()) for text in texts]:
+        raise ValueError("word_times must hold one entry per word of each window's text")
     for previous, window in zip(windows, windows[1:]):
         if not previous.start < window.start <= previous.end or window.end <= previous.end:
             raise ValueError(f"windows must move forward and touch or overlap: {previous} then {window}")
@@ -225,8 +238,23 @@ def merge_windows(windows: Sequence[Window], texts: Sequence[str], sample_rate: 
     for n in range(len(windows)):
         text = " ".join(words[n][first[n] : last[n]])
         if text:
-            segments.append(Segment(boundaries[n] / sample_rate, boundaries[n + 1] / sample_rate, text))
+            segment = Segment(boundaries[n] / sample_rate, boundaries[n + 1] / sample_rate, text)
+            if word_times is not None:
+                segment.words = _timed_words(words[n][first[n] : last[n]], word_times[n][first[n] : last[n]],
+                                             windows[n].start_s(sample_rate), segment.start_s)
+            segments.append(segment)
     return segments
+
+
+def _timed_words(words: list[str], times: Sequence[tuple[float, float] | None], offset_s: float,
+                 segment_start_s: float) -> list[Word]:
+    """Words with times in the audio; an untimed word sits at the end of the word before (or the segment's start)."""
+    out, previous_end = [], segment_start_s
+    for word, span in zip(words, times):
+        start, end = (offset_s + span[0], offset_s + span[1]) if span is not None else (previous_end, previous_end)
+        out.append(Word(word, round(start, 3), round(end, 3)))
+        previous_end = end
+    return out
 
 
 def join_segments(segments: Sequence[Segment]) -> str:

@@ -30,16 +30,16 @@ def to_txt(segments: Sequence[Segment]) -> str:
 
 
 def to_json(segments: Sequence[Segment], file: str | None = None) -> dict[str, Any]:
-    """{"file", "text", "segments": [{"start", "end", "text"}]}, times in seconds rounded to milliseconds."""
-    return {
-        "file": file,
-        "text": join_segments(segments),
-        "segments": [
-            {"start": round(s.start_s, 3), "end": round(s.end_s, 3), "text": s.text.strip()}
-            for s in segments
-            if s.text.strip()
-        ],
-    }
+    """{"file", "text", "segments": [{"start", "end", "text"}]}, times in seconds rounded to milliseconds; with
+    word timestamps each segment also holds "words": [{"word", "start", "end"}]."""
+    return {"file": file, "text": join_segments(segments), "segments": [segment_json(s) for s in segments if s.text.strip()]}
+
+
+def segment_json(segment: Segment) -> dict[str, Any]:
+    out: dict[str, Any] = {"start": round(segment.start_s, 3), "end": round(segment.end_s, 3), "text": segment.text.strip()}
+    if segment.words is not None:
+        out["words"] = [{"word": w.text, "start": w.start_s, "end": w.end_s} for w in segment.words]
+    return out
 
 
 def to_json_text(segments: Sequence[Segment], file: str | None = None) -> str:

@@ -237,3 +237,20 @@ def test_compressed_audio_is_read_window_by_window_not_whole(audio_files, tmp_pa
     reference = whole[20 * 16000 : 36 * 16000]
     correlation = np.corrcoef(window[: len(reference)], reference)[0, 1]
     assert correlation > 0.95, correlation  # the same audio (decoders may differ by a few samples of delay)
+
+
+def test_word_timestamps_from_the_ctc_alignment(tiny_asr, audio_files, tmp_path, capsys):
+    model = mm.load(tiny_asr)
+    result = model.transcribe(audio_files / "long.wav", decoder="lm", word_timestamps=True, batch_size=3)
+    assert result.text, "the tiny random LM writes something for 47 s of tone"
+    words = [w for s in result.segments for w in s.words]
+    assert [w.text for w in words] == result.text.split()
+    for segment in result.segments:
+        assert all(0.0 <= w.start_s <= w.end_s <= 47.0 + 1e-6 for w in segment.words)
+    assert main(["transcribe", str(audio_files / "long.wav"), "--model", str(tiny_asr), "--word-timestamps",
+                 "--format", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["segments"] and all(len(s["words"]) == len(s["text"].split()) for s in printed["segments"])
+    phones = mm.build(ROOT / "configs/tiny.yaml", ["heads.ctc=true", "heads.ctc_units=phonemes"])
+    with pytest.raises(ValueError, match="character CTC head"):
+        phones.transcribe(np.zeros(16000, np.float32), sample_rate=16000, word_timestamps=True)

@@ -36,3 +36,15 @@ def test_ctc_loss_prefers_the_right_path():
     reference = torch.nn.CTCLoss(reduction="sum")(good.log_softmax(-1).transpose(0, 1), torch.tensor([target]),
                                                   torch.tensor([5]), torch.tensor([2])) / 2
     assert torch.allclose(ctc.ctc_loss(good, mask, [target]), reference)
+
+
+def test_align_words_finds_each_words_frames_whatever_the_decoder_wrote():
+    c = ctc.CHAR_TO_ID
+    #       0  1  2       3       4       5  6       7  8  9       10      11      12 13      14      15
+    path = [0, 0, c["h"], c["h"], c["i"], 0, c[" "], 0, 0, c["y"], c["o"], c["o"], 0, c["o"], c["u"], 0]
+    log_probs = one_hot_path(path).log_softmax(-1)
+    spans = ctc.align_words(log_probs, ["Hi,", "—", "yoou"], 0.02)  # case, punctuation and a lone dash
+    assert spans[1] is None
+    assert spans[0] == pytest.approx((0.04, 0.10)) and spans[2] == pytest.approx((0.18, 0.30))
+    assert ctc.align_words(log_probs, ["x" * 40], 0.02) == [None]  # more characters than frames
+    assert ctc.align_words(log_probs, ["...", "!"], 0.02) == [None, None]

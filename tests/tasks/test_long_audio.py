@@ -300,3 +300,21 @@ def test_short_overlap_may_lose_words_when_it_is_all_pause():
         texts = [" ".join(x.text for x in heard(words, w, "whole")) for w in windows]
         hypothesis = join_segments(merge_windows(windows, texts, SR)).split()
         assert word_errors([x.text for x in words], hypothesis) <= 2 * (len(windows) - 1)
+
+
+def test_merge_keeps_each_kept_words_time_in_the_audio():
+    from tasks.long_audio import Word
+
+    windows = [Window(0, 0, 10 * SR), Window(1, 6 * SR, 16 * SR)]
+    texts = ["the cat sat on the mat and then", "Sat on the mat, and then it slept soundly"]
+    # window-relative times: word i of window 0 at (i, i + 0.5) s, of window 1 at (0.5 i, 0.5 i + 0.4) s
+    times = [[(i, i + 0.5) for i in range(8)], [(0.5 * i, 0.5 * i + 0.4) for i in range(9)]]
+    times[1][7] = None  # "slept": no time; it sits where "it" ended
+    segments = merge_windows(windows, texts, SR, word_times=times)
+    assert [w.text for s in segments for w in s.words] == join_segments(segments).split()
+    assert segments[0].words[1] == Word("cat", 1.0, 1.5)
+    first_of_b = segments[1].words[0]
+    assert first_of_b.text == "mat," and first_of_b.start_s == pytest.approx(6.0 + 0.5 * 3)
+    assert segments[1].words[-2] == Word("slept", segments[1].words[-3].end_s, segments[1].words[-3].end_s)
+    with pytest.raises(ValueError, match="one entry per word"):
+        merge_windows(windows, texts, SR, word_times=[times[0], times[1][:3]])
