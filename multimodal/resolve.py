@@ -52,7 +52,7 @@ def load(name_or_dir: str | Path | None = None, task: str | None = None, backbon
     if is_checkpoint_path(text) or text in shipped.names():
         model = checkpoint.load(checkpoint_dir(text))
         if not is_checkpoint_path(text):  # a shipped model: decode as its card says
-            model.decoding = dict(shipped.read_manifest(text).decoding)
+            model.decoding = shipped.decoding_of(text)
     elif backbone_ok:
         from multimodal.classify import frozen_backbone_model
 

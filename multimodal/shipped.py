@@ -7,6 +7,7 @@ Each lives in `multimodal/shipped/NAME/` and travels with `pip install .` (packa
     config.yaml, checkpoint.json, backbone/, model.safetensors
                        an adapter-only checkpoint (multimodal/checkpoint.py), weights in bf16: only what was
                        trained; the pretrained parts it attaches to come from their packages
+    decoding/          files the decoding settings name (a speech model's word list and n-gram LM), if any
 Every recorded file is hashed at load; a missing or changed file is a `ShippedModelError` naming the model and
 the file, never a silent random init. All shipped weights together stay within `BUDGET_BYTES`, and a model is
 replaced only when its headline test metric improves, so the repository's history stays small.
@@ -33,7 +34,9 @@ from multimodal.checkpoint import CheckpointError, replace_dir
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 MANIFEST = "manifest.json"
 CARD = "README.md"
-BUDGET_BYTES = 80 * 1000**2  # every shipped weight file together (the issue's 80 MB)
+BUDGET_BYTES = 80 * 1000**2  # every shipped weight and decoding file together (the issue's 80 MB)
+DECODING_FILES = ("lexicon", "lm")  # decoding settings that name a file: shipped inside the model, under DECODING_DIR
+DECODING_DIR = "decoding"
 WEIGHT_SUFFIXES = (".safetensors",)
 # The model each command uses when no --model is given. A task whose model is not shipped yet says so by name.
 DEFAULT_MODELS: dict[str, str] = {
@@ -61,7 +64,8 @@ class Manifest:
 
     @property
     def weight_bytes(self) -> int:
-        return sum(f["bytes"] for path, f in self.files.items() if path.endswith(WEIGHT_SUFFIXES))
+        return sum(f["bytes"] for path, f in self.files.items()
+                   if path.endswith(WEIGHT_SUFFIXES) or path.startswith(f"{DECODING_DIR}/"))
 
 
 def _root(root: Path | None) -> Path:
@@ -105,6 +109,13 @@ def verified_dir(name: str, root: Path | None = None) -> Path:
             raise ShippedModelError(f"shipped model '{name}': file {rel} does not match its recorded sha256 "
                                     f"(changed or corrupt); reinstall the package or rebuild the model")
     return folder
+
+
+def decoding_of(name: str, root: Path | None = None) -> dict[str, Any]:
+    """Shipped model `name`'s decoding settings, with the files it ships (lexicon, lm) as paths in its folder."""
+    folder = _root(root) / name
+    return {k: str(folder / v) if k in DECODING_FILES and isinstance(v, str) and v.startswith(f"{DECODING_DIR}/") else v
+            for k, v in read_manifest(name, root).decoding.items()}
 
 
 def total_weight_bytes(root: Path | None = None) -> int:
@@ -181,7 +192,17 @@ def ship(checkpoint: str | Path, name: str, test_data: Any, card: str | Path | N
     try:
         save(model, tmp / "model", adapter_only=True, dtype=torch.bfloat16)
         shipped = load(tmp / "model")  # the bf16 weights are what users get: score those
-        shipped.decoding = dict(decoding or {})
+        stored = dict(decoding or {})
+        for key in DECODING_FILES:  # a word list or n-gram LM the settings name travels inside the model
+            if isinstance(stored.get(key), str) and stored[key]:
+                source = Path(stored[key]).expanduser()
+                if not source.is_file():
+                    raise ValueError(f"decoding setting {key}={stored[key]}: no such file")
+                (tmp / "model" / DECODING_DIR).mkdir(exist_ok=True)
+                shutil.copyfile(source, tmp / "model" / DECODING_DIR / source.name)
+                stored[key] = f"{DECODING_DIR}/{source.name}"
+        shipped.decoding = {k: str(tmp / "model" / v) if k in DECODING_FILES and k in stored and v else v
+                            for k, v in stored.items()}
         rows = load_rows(test_data, task, split="test")
         metrics = evaluate(shipped, rows, task, batch_size=batch_size, progress=True, intervals=True,
                            **_evaluate_settings(task.name, shipped.decoding))
@@ -200,7 +221,7 @@ def ship(checkpoint: str | Path, name: str, test_data: Any, card: str | Path | N
             shutil.copyfile(root / name / CARD, folder / CARD)
         files = {str(p.relative_to(folder)): {"sha256": sha256(p), "bytes": p.stat().st_size}
                  for p in sorted(folder.rglob("*")) if p.is_file() and p.name != CARD}
-        manifest = Manifest(name=name, task=task.name, headline=headline, files=files, decoding=shipped.decoding,
+        manifest = Manifest(name=name, task=task.name, headline=headline, files=files, decoding=stored,
                             commit=_commit())
         others = sum(read_manifest(n, root).weight_bytes for n in names(root) if n != name)
         if others + manifest.weight_bytes > BUDGET_BYTES:

@@ -210,3 +210,25 @@ def test_the_ship_command_records_how_it_was_called_and_refuses_a_bad_setting(ch
     assert command.startswith("multimodal ship ") and "--name tiny-cls --test " in command
     code, _, err = run(capsys, "ship", checkpoint, "--name", "../x", "--test", data)
     assert code == 2 and "must be a plain folder name" in err
+
+
+def test_a_speech_models_word_list_ships_inside_it_and_is_found_by_name(root, tmp_path):
+    from .corpora import audio_folder
+    from .test_train import ROOT
+
+    asr = tmp_path / "asr"
+    mm.build(ROOT / "configs/tiny.yaml", ["heads.ctc=true", "data.task=transcribe"]).save(asr)
+    data = audio_folder(tmp_path / "clips", n=4)
+    words = tmp_path / "elsewhere" / "words.txt"
+    words.parent.mkdir()
+    words.write_text("hello\nworld\n")
+    manifest = ship(asr, "tiny-asr", data, root=root, decoding={"decoder": "ctc", "lexicon": str(words)})
+    assert manifest.decoding == {"decoder": "ctc", "lexicon": "decoding/words.txt"}
+    assert manifest.files["decoding/words.txt"]["sha256"] == shipped.sha256(words)
+    assert manifest.weight_bytes >= words.stat().st_size  # decoding files count towards the budget
+    words.unlink()  # the shipped copy is what a user's machine has
+    model = mm.load("tiny-asr")
+    assert model.decoding["lexicon"] == str(root / "tiny-asr" / "decoding" / "words.txt")
+    assert set(model.transcribe(data / "clip_000.wav").text.split()) <= {"hello", "world"}
+    with pytest.raises(ValueError, match="no such file"):
+        ship(asr, "tiny-asr2", data, root=root, decoding={"lexicon": str(words)})
