@@ -40,7 +40,7 @@ test-all: setup
 CACHE ?= $(HOME)/.cache/multimodal
 WEIGHTS_OUT ?= $(CACHE)/shipped
 MM := HF_HUB_OFFLINE=1 .venv/bin/multimodal
-SHIPPED_MODELS := sentiment-en
+SHIPPED_MODELS := sentiment-en speech-en
 
 models: setup
 	$(MM) models
@@ -57,6 +57,26 @@ weights-sentiment-en:
 		--output $(CACHE)/runs/sentiment-en $$([ -d $(CACHE)/runs/sentiment-en/last ] && echo --resume)
 	$(MM) ship $(CACHE)/runs/sentiment-en --name sentiment-en --test $(RT)/test.jsonl --root $(WEIGHTS_OUT) \
 		--card multimodal/shipped/sentiment-en/README.md
+
+NS := $(CACHE)/data/natural_speech
+ASR1 := $(CACHE)/runs/speech-en-ctc
+ASR2 := $(CACHE)/runs/speech-en
+LMD := $(CACHE)/lm
+weights-speech-en:
+	[ -f $(NS)/test/metadata.jsonl ] || $(MM) data speech --voices natural --hours 2.16 --eval-fraction 0.046 \
+		--test-fraction 0.074 --out $(NS)
+	$(MM) train configs/asr_whisper_ctc.yaml --train $(NS)/train --eval $(NS)/eval --output $(ASR1) \
+		$$([ -d $(ASR1)/last ] && echo --resume)
+	$(MM) train configs/asr_whisper.yaml --train $(NS)/train --eval $(NS)/eval --output $(ASR2) \
+		training.init_from=$(ASR1)/best $$([ -d $(ASR2)/last ] && echo --resume)
+	mkdir -p $(LMD)
+	$(PY) -c "from tasks.corpora.natural_speech import text_sources as t; s = t(); \
+		open('$(LMD)/general_train.txt', 'w').write('\n'.join(s['fortunes']['train'] + s['reviews']['train']) + '\n')"
+	$(MM) ngram $(LMD)/general_train.txt --out $(LMD)/general3.arpa --order 3 --common-words 100000 \
+		--words-out $(LMD)/general_words.txt
+	$(MM) ship $(ASR2) --name speech-en --test $(NS)/test --root $(WEIGHTS_OUT) \
+		--card multimodal/shipped/speech-en/README.md --decoding decoder=ctc \
+		--decoding lexicon=$(LMD)/general_words.txt --decoding lm=$(LMD)/general3.arpa
 
 clean:
 	rm -rf .venv runs .pytest_cache

@@ -1,4 +1,5 @@
-"""Speech recognition speed, memory and WER against audio duration, ours side by side with pocketsphinx.
+"""Speech recognition speed, memory and WER against audio duration, ours side by side with Whisper's own decoder
+and pocketsphinx.
 
 For each duration, a long recording of held-out sentences (espeak-ng, one voice, short pauses) is made;
 with `--clips`, the first `--max-clips` held-out clips of an audiofolder (one sentence each, unseen voices)
@@ -12,6 +13,13 @@ memory is its own; the wall time counts reading the audio and transcribing, not 
     .venv/bin/python benchmarks/asr_speed.py --model runs/asr_ctc/best --decoder ctc ctc-lm --minutes 10 \
         --lexicon data/speech/train/metadata.jsonl --lm runs/words.arpa
 
+On the natural-voice corpus (issue 27), a test split of unheard speakers and the long recording in one of them:
+
+    .venv/bin/python benchmarks/asr_speed.py --model speech-en --clips ~/.cache/multimodal/data/natural_speech/test \
+        --minutes 10 --voice flite-rms --decoder lm ctc --reference whisper pocketsphinx --threads 2
+
+`whisper` is Whisper's own decoder, greedy, English, on the weights our encoder uses (`--whisper-name`), as
+transformers runs it: 30 s windows for clips, its sequential long-form decoding over longer audio.
 `ctc-lm` is the CTC head read by the lexicon beam search with the word n-gram LM (`--lexicon`, `--lm`); the
 search is built (word list read, LM loaded) before the clock starts, like the model. `ctc-rescore` adds the
 model's backbone re-ranking the search's 20 best (`transcribe --rescore`).
@@ -47,6 +55,7 @@ from peak_memory import peak_rss_gb
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 16000  # pocketsphinx's en-us model and our audio encoder both take 16 kHz
 POCKETSPHINX = "pocketsphinx"
+WHISPER = "whisper"  # Whisper's own decoder (greedy) on the same converted weights as our encoder
 CTC_LM = "ctc-lm"  # the CTC head through the lexicon search with a word n-gram LM
 CTC_RESCORE = "ctc-rescore"  # ... and the backbone re-ranking the search's n best (tasks/lm_rescore.py)
 SEARCHES = (CTC_LM, CTC_RESCORE)
@@ -119,10 +128,46 @@ def pocketsphinx_clip(decoder, pcm: bytes) -> str:
     return decoder.hyp().hypstr if decoder.hyp() else ""
 
 
+def whisper_own(model, extractor, tokenizer, waveforms: list[np.ndarray], batch_size: int) -> list[str]:
+    """Whisper's own greedy decoding, English, as transformers runs it: clips in batches of 30 s windows; audio
+    over 30 s by transformers' sequential long-form decoding (each window starts where the last timestamp ended)."""
+    import torch
+
+    texts = []
+    for start in range(0, len(waveforms), batch_size):
+        batch = waveforms[start : start + batch_size]
+        long = max(len(w) for w in batch) > 30 * SAMPLE_RATE
+        inputs = extractor(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt", return_attention_mask=True,
+                           **({"truncation": False, "padding": "longest"} if long else {}))
+        with torch.no_grad():
+            ids = model.generate(inputs.input_features, attention_mask=inputs.attention_mask, language="en",
+                                 task="transcribe", **({"return_timestamps": True} if long else {}))
+        texts += [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    return texts
+
+
 def child(system: str, files: list[str], model_dir: str | None, batch_size: int, threads: int | None, clips: bool,
-          lexicon: str | None = None, lm: str | None = None) -> None:
+          lexicon: str | None = None, lm: str | None = None, whisper_name: str = "whisper-base") -> None:
     """Runs in its own process: load, transcribe `files`, print one JSON line with the texts and the costs."""
-    if system == POCKETSPHINX:
+    if system == WHISPER:
+        sys.path.insert(0, str(ROOT))
+        import soundfile
+        import torch
+        from transformers import AutoTokenizer, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+        from encoders.whisper import whisper_dir
+
+        if threads:
+            torch.set_num_threads(threads)
+        path = whisper_dir(whisper_name)
+        model = WhisperForConditionalGeneration.from_pretrained(path, dtype=torch.float32).eval()
+        extractor, tokenizer = WhisperFeatureExtractor.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+        rss_loaded = peak_rss_gb()
+        t = time.perf_counter()
+        waveforms = [soundfile.read(f, dtype="float32")[0] for f in files]  # 16 kHz mono (the corpus's and ours)
+        texts = whisper_own(model, extractor, tokenizer, waveforms, batch_size)
+        duration_s = sum(len(w) for w in waveforms) / SAMPLE_RATE
+    elif system == POCKETSPHINX:
         from pocketsphinx import Decoder
 
         decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
@@ -145,6 +190,7 @@ def child(system: str, files: list[str], model_dir: str | None, batch_size: int,
         from tasks.ctc_lexicon import LexiconDecoder
 
         model = mm.load(model_dir)
+        model.decoding = {}  # each system's decoding is what its name says, not a shipped model's stored settings
         heads = model.config.heads
         search = (LexiconDecoder(lexicon, lm=lm, units=heads.ctc_units, accent=heads.ctc_phone_accent,
                                  rescorer=backbone_scorer(model) if system == CTC_RESCORE else None)
@@ -174,7 +220,13 @@ def main() -> None:
     p.add_argument("--decoder", nargs="*", default=["lm", "ctc"], choices=["lm", "ctc", *SEARCHES])
     p.add_argument("--lexicon", help=f"{CTC_LM}: the word list (text file or metadata.jsonl)")
     p.add_argument("--lm", help=f"{CTC_LM}: the word n-gram LM (ARPA / KenLM binary)")
-    p.add_argument("--reference", nargs="*", default=[], choices=[POCKETSPHINX], help="other systems on the same files")
+    p.add_argument("--reference", nargs="*", default=[], choices=[POCKETSPHINX, WHISPER],
+                   help="other systems on the same files: pocketsphinx; whisper = Whisper's own greedy decoder on the "
+                        "weights of --whisper-name")
+    p.add_argument("--whisper-name", default="whisper-base", help="the Whisper preset or dir of --reference whisper")
+    p.add_argument("--voice", default=None,
+                   help="read the long recordings in this natural voice (tasks/corpora/voices.py, e.g. flite-rms, a "
+                        "test-only speaker) from the natural corpus's test sentences, instead of espeak-ng's")
     p.add_argument("--clips", help="an audiofolder of short held-out clips (metadata.jsonl: file_name, text)")
     p.add_argument("--max-clips", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=8)
@@ -185,7 +237,7 @@ def main() -> None:
     args = p.parse_args()
     if args.child:
         child(args.child[0], args.child[1:], args.model, args.batch_size, args.threads, args.child_clips,
-              args.lexicon, args.lm)
+              args.lexicon, args.lm, args.whisper_name)
         return
     if set(SEARCHES) & set(args.decoder) and not (args.lexicon and args.lm):
         sys.exit(f"--decoder {' / '.join(SEARCHES)} needs --lexicon and --lm")
@@ -203,10 +255,19 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     minutes_list = args.minutes if args.minutes is not None else ([] if args.clips else [0.17, 1, 10])
     for minutes in minutes_list:
-        wav = work / f"long_{minutes:g}min.wav"
-        if not wav.is_file():
-            long_recording(wav, minutes, seed=1)
-        sets.append((f"{minutes:g} min", [str(wav)], [json.loads(wav.with_suffix(".json").read_text())["text"]], False))
+        if args.voice:
+            from tasks.corpora.natural_speech import long_recording as natural_recording
+
+            wav = work / f"long_{minutes:g}min_{args.voice}.wav"
+            if not wav.is_file():
+                natural_recording(wav, args.voice, minutes, seed=1)
+            reference = " ".join(wav.with_suffix(".txt").read_text().split("\n"))
+        else:
+            wav = work / f"long_{minutes:g}min.wav"
+            if not wav.is_file():
+                long_recording(wav, minutes, seed=1)
+            reference = json.loads(wav.with_suffix(".json").read_text())["text"]
+        sets.append((f"{minutes:g} min", [str(wav)], [reference], False))
 
     env = dict(os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}))
     print(f"{'audio':>10} {'system':>12} {'audio s':>8} {'wall s':>8} {'RTF':>7} {'peak RSS':>9} {'after load':>10} "
@@ -216,8 +277,9 @@ def main() -> None:
             command = [sys.executable, __file__, "--model", args.model, "--batch-size", str(args.batch_size)]
             command += (["--threads", str(args.threads)] if args.threads else []) + (["--child-clips"] if clips else [])
             command += ["--lexicon", args.lexicon, "--lm", args.lm] if system in SEARCHES else []
+            command += ["--whisper-name", args.whisper_name] if system == WHISPER else []
             out = subprocess.run(command + ["--child", system, *files], capture_output=True, text=True, env=env)
-            name = system if system == POCKETSPHINX else f"ours {system}"
+            name = {POCKETSPHINX: POCKETSPHINX, WHISPER: f"{args.whisper_name} own"}.get(system, f"ours {system}")
             if out.returncode != 0:
                 print(f"{label:>10} {name:>12} failed: {out.stderr[-500:]}")
                 continue
