@@ -83,3 +83,35 @@ def test_classify_without_model_uses_the_shipped_default(capsys):
     code = main(["classify", "What a wonderful, funny film.", "--format", "json"])
     out = capsys.readouterr().out
     assert code == 0 and re.search(r'"label": "positive"', out), out
+
+
+@pytest.mark.pretrained
+def test_the_shipped_speech_model_transcribes_an_unheard_voice_with_word_times():
+    """flite's rms is a test-only speaker: never heard in training, nor used for a choice."""
+    from tasks.corpora.voices import TEST_ONLY_SPEAKERS, VoiceUtterance, engine_missing, synthesize
+    from tasks.metrics import wer
+
+    if engine_missing("flite"):
+        pytest.skip(engine_missing("flite"))
+    assert "flite-rms" in TEST_ONLY_SPEAKERS
+    sentences = ["the weather was warm and the children played in the garden all afternoon",
+                 "please call me back when you have time to talk about the new house"]
+    import numpy as np
+
+    speech = [synthesize(VoiceUtterance(s, "flite-rms", 1.0, None, 0)) for s in sentences]
+    pause = np.zeros(8000, dtype=np.float32)
+    audio = np.concatenate([speech[0], pause, speech[1], pause])
+    second_starts_s = (len(speech[0]) + len(pause)) / 16000
+    model = mm.load("speech-en")
+    assert model.decoding["decoder"] == "ctc" and Path(model.decoding["lm"]).is_file()
+    result = model.transcribe(audio, sample_rate=16000, word_timestamps=True)
+    assert wer([" ".join(sentences)], [result.text]) <= 0.5, result.text
+    words = [w for s in result.segments for w in s.words]
+    assert [w.text for w in words] == result.text.split()
+    starts = [w.start_s for w in words]
+    assert starts == sorted(starts) and words[-1].end_s <= len(audio) / 16000 + 1e-6
+    first, second = set(sentences[0].split()) - set(sentences[1].split()), set(sentences[1].split()) - set(sentences[0].split())
+    heard = [(w, w.text in second) for w in words if w.text in first | second]
+    assert sum(in_second for _, in_second in heard) >= 3 and sum(not in_second for _, in_second in heard) >= 3
+    for word, in_second in heard:  # each sentence's words are timed within that sentence
+        assert (word.start_s >= second_starts_s - 0.5) if in_second else (word.end_s <= second_starts_s), word
