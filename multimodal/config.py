@@ -174,15 +174,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if not isinstance(data, dict):
             raise ConfigError(f"config file '{path}' must hold a mapping at the top, got {type(data).__name__}")
     for item in overrides:
-        apply_override(data, item)
+        apply_override(data, item, Config)
     return from_dict(Config, data)
 
 
-def apply_override(data: dict[str, Any], item: str) -> None:
-    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (`3`, `1e-3`, `[a, b]`, `null`)."""
+def apply_override(data: dict[str, Any], item: str, schema: type | None = None) -> None:
+    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (`3`, `1e-3`, `[a, b]`, `null`).
+    With `schema` (a config dataclass), a key it lacks is an error that names the whole key."""
     key, sep, raw = item.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override '{item}' must look like section.key=value")
+    if schema is not None:
+        _check_key(schema, key.split("."), item)
     value = yaml.safe_load(raw) if raw.strip() else ""
     node = data
     parts = key.split(".")
@@ -191,6 +194,22 @@ def apply_override(data: dict[str, Any], item: str) -> None:
             node[part] = {}
         node = node[part]
     node[parts[-1]] = value
+
+
+def _check_key(schema: type, parts: list[str], item: str) -> None:
+    """Walk `parts` down the dataclass fields; keys under a mapping or untyped field are free."""
+    tp: Any = schema
+    for i, part in enumerate(parts):
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):  # Optional[SomeConfig]
+            inner = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
+            tp = inner[0] if len(inner) == 1 else tp
+        if not dataclasses.is_dataclass(tp):
+            return
+        if part not in {f.name for f in dataclasses.fields(tp)}:
+            where = ".".join(parts[:i])
+            raise ConfigError(f"unknown config key '{'.'.join(parts)}' in override '{item}': '{'.'.join(parts[: i + 1])}' "
+                              f"is not a key; valid keys {'of ' + repr(where) if where else 'at the top'}: {_field_names(tp)}")
+        tp = typing.get_type_hints(tp)[part]
 
 
 def from_dict(cls: type, data: Any, where: str = "") -> Any:

@@ -39,6 +39,25 @@ def test_unknown_key_lists_valid_keys(tiny_config_path):
         load_config(tiny_config_path, ["training.bach_size=8"])
 
 
+@pytest.mark.parametrize("override, unknown, valid", [
+    ("no.such.key=1", "no", "encoders, adapters"),  # was reported as "unknown config key 'no'"
+    ("training.nope.lr=1", "training.nope", "batch_size"),
+    ("heads.classify.nope=1", "heads.classify.nope", "labels"),  # through an Optional[dataclass]
+])
+def test_an_unknown_nested_override_names_the_whole_key(tiny_config_path, override, unknown, valid):
+    key = override.partition("=")[0]
+    with pytest.raises(ConfigError) as error:
+        load_config(tiny_config_path, [override])
+    message = str(error.value)
+    assert f"unknown config key '{key}'" in message and f"'{unknown}' is not a key" in message, message
+    assert valid in message, message
+
+
+def test_keys_under_a_mapping_field_are_free(tiny_config_path):
+    config = load_config(tiny_config_path, ["backbone.overrides.initializer_range=0.5"])
+    assert config.backbone.overrides["initializer_range"] == 0.5
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
