@@ -42,6 +42,30 @@ def _read_file(path: str) -> tuple[np.ndarray, int]:
     raise InputFileError(AUDIO, path, "not a readable audio file (" + "; ".join(reasons) + ")")
 
 
+def wav_declared_frames(path: str | os.PathLike) -> int | None:
+    """Frames a RIFF/WAVE file's header says its data chunk holds (None: not a WAV, or no data chunk found).
+
+    libsndfile trusts the file's length over the header, so a truncated file reads as the audio it has; this
+    is what the header promised, to tell the user a file was cut short.
+    """
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+        return None
+    order = "<" if head[:4] == b"RIFF" else ">"
+    at, block_align = 12, 0
+    while at + 8 <= len(head):
+        chunk, size = head[at : at + 4], struct.unpack(order + "I", head[at + 4 : at + 8])[0]
+        if chunk == b"fmt " and at + 22 <= len(head):
+            block_align = struct.unpack(order + "H", head[at + 20 : at + 22])[0]
+        if chunk == b"data":
+            return size // block_align if block_align else None
+        at += 8 + size + (size & 1)
+    return None
+
+
 def _array_to_float(samples: np.ndarray) -> np.ndarray:
     """Integer PCM scaled to [-1, 1]; floats kept; anything else rejected."""
     if samples.dtype.kind == "f":

@@ -103,6 +103,9 @@ def _transcribe(args: argparse.Namespace) -> int:
             failed += 1
             print(f"multimodal transcribe: skipped {result.error}", file=sys.stderr)
             continue
+        if result.warning:  # transcribed, but the file was not what it claimed: say so, and exit non-zero
+            failed += 1
+            print(f"multimodal transcribe: warning: {result.warning}", file=sys.stderr)
         if args.format == "json":
             print(json.dumps(to_json(result.segments, result.file), ensure_ascii=False))
         elif args.format == "txt":

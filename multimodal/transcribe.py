@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from encoders import InputFileError, SAMPLE_RATE, load_audio
-from encoders.audio_io import resample
+from encoders.audio_io import resample, wav_declared_frames
 from multimodal.generation import GenerationConfig
 from multimodal.processor import Example, Processor
 from tasks import get_task
@@ -44,6 +44,7 @@ class Transcript:
     segments: list[Segment] = field(default_factory=list)
     duration_s: float = 0.0
     error: str | None = None  # why the file was skipped
+    warning: str | None = None  # what was wrong with a file that was still transcribed (e.g. cut short)
 
 
 class AudioSource:
@@ -56,13 +57,19 @@ class AudioSource:
         self._file = None
         self._decoder = None
         self._waveform: np.ndarray | None = None
+        self.warning: str | None = None
         if self.name is not None:
             try:
                 import soundfile
 
                 self._file = soundfile.SoundFile(self.name)
+                declared = wav_declared_frames(self.name)
                 if self._file.frames == 0:
                     raise InputFileError("audio", self.name, "no audio samples (empty)")
+                if declared is not None and declared > self._file.frames:
+                    rate = self._file.samplerate
+                    self.warning = (f"{self.name}: its header declares {declared / rate:.1f} s of audio but the file "
+                                    f"holds {self._file.frames / rate:.1f} s (cut short?); transcribed what it holds")
                 self.n_samples = math.ceil(self._file.frames * SAMPLE_RATE / self._file.samplerate)
                 return
             except InputFileError:
@@ -176,7 +183,9 @@ def transcribe(
             continue
         # windows end at the quietest 100 ms near their nominal end, so a cut rarely splits a word
         plans[i] = plan_windows(opened[i].n_samples, SAMPLE_RATE, window_s, overlap_s, waveform=opened[i])
-        results[i] = Transcript(file=name, duration_s=opened[i].n_samples / SAMPLE_RATE)
+        results[i] = Transcript(file=name, duration_s=opened[i].n_samples / SAMPLE_RATE, warning=opened[i].warning)
+        if opened[i].warning:
+            log.warning("%s", opened[i].warning)
         jobs += [_Job(i, w) for w in plans[i]]
 
     texts: dict[int, dict[int, str]] = {i: {} for i in plans}

@@ -254,3 +254,28 @@ def test_word_timestamps_from_the_ctc_alignment(tiny_asr, audio_files, tmp_path,
     phones = mm.build(ROOT / "configs/tiny.yaml", ["heads.ctc=true", "heads.ctc_units=phonemes"])
     with pytest.raises(ValueError, match="character CTC head"):
         phones.transcribe(np.zeros(16000, np.float32), sample_rate=16000, word_timestamps=True)
+
+
+def test_a_wav_whose_header_promises_more_than_it_holds_is_named(tiny_asr, audio_files, tmp_path, capsys):
+    """Issue 32: it was transcribed as what it holds with exit code 0 and no word about the file."""
+    import struct
+
+    from encoders.audio_io import wav_declared_frames
+
+    good = tmp_path / "good.wav"
+    soundfile.write(good, np.zeros(16000 * 3, np.float32) + 0.1, 16000, subtype="PCM_16")
+    data = good.read_bytes()
+    at = data.find(b"data")
+    promised = 16000 * 3600 * 10  # ten hours of 16-bit mono frames
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(data[:4] + struct.pack("<I", 2 * promised + 36) + data[8 : at + 4] + struct.pack("<I", 2 * promised)
+                    + data[at + 8 :])
+    assert wav_declared_frames(good) == 16000 * 3 and wav_declared_frames(bad) == promised
+    assert wav_declared_frames(audio_files / "silence.flac") is None
+    code = main(["transcribe", str(good), "--model", str(tiny_asr), "--decoder", "ctc"])
+    assert code == 0 and "warning" not in capsys.readouterr().err
+    code = main(["transcribe", str(bad), "--model", str(tiny_asr), "--decoder", "ctc"])
+    err = capsys.readouterr().err
+    assert code == 1 and "bad.wav" in err and "declares 36000.0 s" in err and "holds 3.0 s" in err, err
+    result = mm.load(tiny_asr).transcribe(bad, decoder="ctc")
+    assert result.error is None and result.warning and abs(result.duration_s - 3.0) < 0.01
