@@ -113,9 +113,13 @@ def verified_dir(name: str, root: Path | None = None) -> Path:
 
 def decoding_of(name: str, root: Path | None = None) -> dict[str, Any]:
     """Shipped model `name`'s decoding settings, with the files it ships (lexicon, lm) as paths in its folder."""
-    folder = _root(root) / name
+    return _in_folder(read_manifest(name, root).decoding, _root(root) / name)
+
+
+def _in_folder(decoding: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Decoding settings as stored (files as `decoding/NAME`) with those files as paths under `folder`."""
     return {k: str(folder / v) if k in DECODING_FILES and isinstance(v, str) and v.startswith(f"{DECODING_DIR}/") else v
-            for k, v in read_manifest(name, root).decoding.items()}
+            for k, v in decoding.items()}
 
 
 def total_weight_bytes(root: Path | None = None) -> int:
@@ -201,8 +205,7 @@ def ship(checkpoint: str | Path, name: str, test_data: Any, card: str | Path | N
                 (tmp / "model" / DECODING_DIR).mkdir(exist_ok=True)
                 shutil.copyfile(source, tmp / "model" / DECODING_DIR / source.name)
                 stored[key] = f"{DECODING_DIR}/{source.name}"
-        shipped.decoding = {k: str(tmp / "model" / v) if k in DECODING_FILES and k in stored and v else v
-                            for k, v in stored.items()}
+        shipped.decoding = _in_folder(stored, tmp / "model")
         rows = load_rows(test_data, task, split="test")
         metrics = evaluate(shipped, rows, task, batch_size=batch_size, progress=True, intervals=True,
                            **_evaluate_settings(task.name, shipped.decoding))

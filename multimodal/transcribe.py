@@ -188,27 +188,21 @@ def transcribe(
             log.warning("%s", opened[i].warning)
         jobs += [_Job(i, w) for w in plans[i]]
 
-    texts: dict[int, dict[int, str]] = {i: {} for i in plans}
-    times: dict[int, dict[int, list]] | None = {i: {} for i in plans} if word_timestamps else None
+    texts: dict[int, dict[int, tuple[str, list]]] = {i: {} for i in plans}  # window index -> (text, word spans)
     next_out = 0
     bar = tqdm(total=len(jobs), desc="transcribing", unit="window", disable=not progress)
     for b in range(0, len(jobs), batch_size):
         batch_jobs = jobs[b : b + batch_size]
         audio = [opened[j.source_index].read(j.window) for j in batch_jobs]
-        decoded, spans = _decode(model, processor, task, audio, decoder, lexicon, word_timestamps)
-        for n, (j, text) in enumerate(zip(batch_jobs, decoded)):
-            texts[j.source_index][j.window.index] = text
-            if times is not None:
-                times[j.source_index][j.window.index] = spans[n]
+        for j, decoded in zip(batch_jobs, zip(*_decode(model, processor, task, audio, decoder, lexicon, word_timestamps))):
+            texts[j.source_index][j.window.index] = decoded
         bar.update(len(batch_jobs))
         while next_out < len(sources) and _done(results, plans, texts, next_out):
-            yield _finish(results[next_out], plans.get(next_out), texts.get(next_out), opened.get(next_out),
-                          times.get(next_out) if times is not None else None)
+            yield _finish(results[next_out], plans.get(next_out), texts.get(next_out), opened.get(next_out), word_timestamps)
             next_out += 1
     bar.close()
     while next_out < len(sources):
-        yield _finish(results[next_out], plans.get(next_out), texts.get(next_out), opened.get(next_out),
-                      times.get(next_out) if times is not None else None)
+        yield _finish(results[next_out], plans.get(next_out), texts.get(next_out), opened.get(next_out), word_timestamps)
         next_out += 1
 
 
@@ -216,12 +210,12 @@ def _done(results, plans, texts, i) -> bool:
     return results[i].error is not None or len(texts[i]) == len(plans[i])
 
 
-def _finish(result: Transcript, windows, texts, source, times=None) -> Transcript:
+def _finish(result: Transcript, windows, texts, source, word_timestamps: bool = False) -> Transcript:
     if source is not None:
         source.close()
     if result.error is None:
-        result.segments = merge_windows(windows, [texts[w.index] for w in windows], SAMPLE_RATE,
-                                        [times[w.index] for w in windows] if times is not None else None)
+        result.segments = merge_windows(windows, [texts[w.index][0] for w in windows], SAMPLE_RATE,
+                                        [texts[w.index][1] for w in windows] if word_timestamps else None)
         result.text = join_segments(result.segments)
     return result
 

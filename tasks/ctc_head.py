@@ -43,6 +43,8 @@ class TransformerCTCHead(nn.Module):
 
 
 def build_ctc_head(width: int, n_units: int, layers: int) -> nn.Module:
+    if layers < 0:
+        raise ValueError(f"heads.ctc_layers must be 0 (a linear head) or more, got {layers}")
     return nn.Linear(width, n_units) if layers == 0 else TransformerCTCHead(width, n_units, layers)
 
 

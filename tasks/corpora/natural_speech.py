@@ -21,7 +21,8 @@ template texts come from a fixed seed, so every corpus has the same ones); `voic
 spoken in half of the eval clips; and `EVAL_ONLY_ROOMS`. A third split, `test`, is for the figures a shipped
 model reports and for nothing else: every clip spoken by one of `voices.TEST_ONLY_SPEAKERS` (in no other
 split), its sentences half of the held-out ones by a second hash (`is_test_sentence`), so eval and test share
-none, in every room. `long_recording` reads test sentences in one test speaker's voice into one file. Deterministic for a seed, whatever the workers:
+none, in every room. `long_recording` reads test sentences in one test speaker's voice into one file.
+Deterministic for a seed, whatever the workers:
 the plan (every clip's parameters and seed) is drawn in the main process, and every engine's output depends
 only on the clip.
 """
