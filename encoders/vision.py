@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import torch
@@ -39,6 +41,10 @@ class VisionEncoderConfig:
     # after it never run. EfficientNet-Lite0's stage 3 (stride 16, 112 channels) still tells shapes apart and,
     # unlike the final map, has not tied colour to shape (benchmarks/scene_probe.py).
     output_stage: int = -1
+    # timm CNNs with an ImageNet-1k head (pretrained: package / hub): the names of the image's top `tags` classes,
+    # as the encoder itself sees them, go to the LM as text after the image's tokens (multimodal/processor.py),
+    # so a captioner can name objects no caption it trained on names. 0 = none.
+    tags: int = 0
 
 
 def _create_timm_model(config: VisionEncoderConfig) -> nn.Module:
@@ -53,7 +59,8 @@ def _create_timm_model(config: VisionEncoderConfig) -> nn.Module:
         load_efficientnet_lite_weights(model, config.name)
         return model
 
-    kwargs.setdefault("num_classes", 0)  # no classifier head; timm then skips head weights in any checkpoint
+    if not config.tags:  # no classifier head; timm then skips head weights in any checkpoint
+        kwargs.setdefault("num_classes", 0)
     if config.pretrained in (PRETRAINED_NONE, PRETRAINED_HUB):
         kwargs["pretrained"] = config.pretrained == PRETRAINED_HUB
     else:  # a local weights file, loaded through timm so its checkpoint filters (e.g. pos-embed resizing) apply
@@ -99,12 +106,17 @@ class VisionEncoder(nn.Module):
     def __init__(self, config: VisionEncoderConfig):
         super().__init__()
         self.config = config
+        self.tag_head: nn.Linear | None = None
         if config.source == "timm":
             self.model = _create_timm_model(config)
+            if config.tags:
+                self.tag_head = self._imagenet_head()
             self.model.reset_classifier(0)  # the encoder ends at the features; drop the classification head
             self.out_dim: int = self._output_channels() + self._extra_channels()
             self.grid_size: tuple[int, int] = self._timm_grid_size()
         elif config.source == "hf":
+            if config.tags:
+                raise ValueError("encoders.image.tags is for timm CNNs with an ImageNet-1k head, not source='hf'")
             if config.extra_feature_stages or config.output_stage != -1:
                 raise ValueError("encoders.image.extra_feature_stages and output_stage are for timm CNNs, "
                                  "not source='hf'")
@@ -117,6 +129,28 @@ class VisionEncoder(nn.Module):
         else:
             raise ValueError(f"unknown vision source {config.source!r}: use 'timm' or 'hf'")
         self._transform = None  # built lazily by preprocess
+
+    def _imagenet_head(self) -> nn.Linear:
+        """A copy of the timm model's ImageNet-1k classifier, kept for `tag_names` before the head is dropped."""
+        head = self.model.get_classifier()
+        if not isinstance(head, nn.Linear) or head.out_features != len(imagenet_names()):
+            raise ValueError(f"encoders.image.tags needs an ImageNet-1k classifier; {self.config.name} has "
+                             f"{head}: use pretrained: package (EfficientNet-Lite) or a hub model with its head")
+        if self.config.output_stage != -1:
+            raise ValueError("encoders.image.tags needs the final features: leave output_stage at -1")
+        return copy.deepcopy(head)
+
+    @torch.no_grad()
+    def tag_names(self, pixel_values: torch.Tensor) -> list[list[str]]:
+        """The names of each image's top `config.tags` ImageNet classes, most likely first.
+
+        pixel_values: (B, 3, S, S) as `preprocess` gives them."""
+        if self.tag_head is None:
+            raise ValueError("this image encoder gives no tags: set encoders.image.tags")
+        features = self.model.forward_features(pixel_values)  # (B, C, H, W): the final map, before any extra stages
+        logits = self.tag_head(features.mean(dim=(2, 3)))  # (B, 1000): timm's global average pool, then the head
+        names = imagenet_names()
+        return [[names[i] for i in row] for row in logits.topk(self.config.tags, dim=-1).indices.tolist()]
 
     @property
     def n_tokens(self) -> int:
@@ -251,3 +285,12 @@ class VisionEncoder(nn.Module):
             image_mean=getattr(hf_config, "image_mean", HF_DEFAULT_MEAN),
             image_std=getattr(hf_config, "image_std", HF_DEFAULT_STD),
         )
+
+
+@lru_cache(maxsize=1)
+def imagenet_names() -> tuple[str, ...]:
+    """The ImageNet-1k class names in index order, each its first synonym ("tabby" for "tabby, tabby cat")."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    return tuple(info.index_to_description(i).split(",")[0].strip() for i in range(info.num_classes()))

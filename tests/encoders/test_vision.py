@@ -124,9 +124,35 @@ def test_preprocess_efficientnet_lite_normalises_with_half():
     torch.testing.assert_close(pixel_values, torch.full_like(pixel_values, -0.6), atol=1e-5, rtol=0)
 
 
-def test_package_weights_only_for_efficientnet_lite0():
+def test_package_weights_only_for_efficientnet_lite():
     with pytest.raises(ValueError, match="tf_efficientnet_lite0"):
         VisionEncoder(VisionEncoderConfig(name="resnet10t", pretrained="package"))
+
+
+def test_tags_are_the_imagenet_heads_top_classes():
+    from encoders.vision import imagenet_names
+
+    torch.manual_seed(0)
+    encoder = VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64, tags=3)).eval()
+    pixel_values = torch.randn(2, 3, 64, 64)
+    names = encoder.tag_names(pixel_values)
+    # Independently: timm's own classifier path (global average pool + head) on the same trunk.
+    with torch.no_grad():
+        pooled = encoder.model.forward_head(encoder.model.forward_features(pixel_values))  # (2, 1280), head dropped
+        top = encoder.tag_head(pooled).topk(3).indices.tolist()
+    assert names == [[imagenet_names()[i] for i in row] for row in top]
+    assert all(len(row) == 3 and len(set(row)) == 3 for row in names)
+    assert encoder(pixel_values).features.shape == (2, 4, 1280)  # the tag head leaves the tokens alone
+
+
+def test_tags_need_an_imagenet_head():
+    with pytest.raises(ValueError, match="ImageNet-1k classifier"):
+        VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64, tags=3,
+                                          model_kwargs={"num_classes": 10}))
+    with pytest.raises(ValueError, match="final features"):
+        VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64, tags=3, output_stage=3))
+    with pytest.raises(ValueError, match="gives no tags"):
+        VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64)).tag_names(torch.zeros(1, 3, 64, 64))
 
 
 def test_timm_local_weights_file(tmp_path):
