@@ -146,8 +146,12 @@ class VisionEncoder(nn.Module):
         pixel_values: (B, 3, S, S) as `preprocess` gives them."""
         if self.tag_head is None:
             raise ValueError("this image encoder gives no tags: set encoders.image.tags")
-        features = self.model.forward_features(pixel_values)  # (B, C, H, W): the final map, whatever output_stage says
-        logits = self.tag_head(features.mean(dim=(2, 3)))  # (B, 1000): timm's global average pool, then the head
+        was_training = self.training  # batch norm with its running statistics, as the ImageNet head was trained
+        self.eval()
+        features = self.model.forward_features(pixel_values)  # the final features, whatever output_stage says
+        pooled = self.model.forward_head(features, pre_logits=True)  # (B, C): timm's own pooling (CNN: the mean)
+        logits = self.tag_head(pooled)  # (B, 1000)
+        self.train(was_training)
         names = imagenet_names()
         return [[names[i] for i in row] for row in logits.topk(self.config.tags, dim=-1).indices.tolist()]
 

@@ -2,6 +2,8 @@
 
 A prompt holds `<image>` / `<audio>` markers where its inputs go. Each marker is expanded into exactly as
 many placeholder tokens as the adapter emits for that input, so the model can splice them one to one.
+With `encoders.image.tags`, each image's placeholders are followed by the names the encoder's own ImageNet head
+gives it, as text (`TAGS_TEXT`): the LM can read, and copy, a name no caption it trained on holds.
 Targets are appended after the prompt and followed by the end-of-sequence token, which is supervised.
 """
 
@@ -14,6 +16,8 @@ import numpy as np
 import torch
 
 from multimodal.model import IGNORE_INDEX, PLACEHOLDERS, MultimodalModel
+
+TAGS_TEXT = "\n(the image encoder sees: {})"  # after an image's tokens when encoders.image.tags > 0
 
 
 @dataclass
@@ -41,8 +45,9 @@ class Processor:
         return int(self.model.adapters["audio"].n_tokens(n_frames)[0])
 
     # ---- one example
-    def tokenize(self, example: Example, audio_lengths: list[int]) -> tuple[list[int], list[int]]:
-        """(input ids, labels) for one example, placeholders expanded."""
+    def tokenize(self, example: Example, audio_lengths: list[int],
+                 image_tags: list[list[str]] | None = None) -> tuple[list[int], list[int]]:
+        """(input ids, labels) for one example, placeholders expanded; `image_tags`: each image's tag names."""
         tok = self.tokenizer
         ids = tok(example.prompt, add_special_tokens=True).input_ids
         # Only this model's placeholders are tokens; a marker of a modality it lacks stays plain text (count 0).
@@ -54,10 +59,12 @@ class Processor:
                 f"markers for {len(example.images)} image(s) and {len(example.audios)} audio clip(s)"
             )
         expanded: list[int] = []
-        audio_iter = iter(audio_lengths)
+        audio_iter, tags_iter = iter(audio_lengths), iter(image_tags or [])
         for i in ids:
             if i == self.model.placeholder_ids.get("image"):
                 expanded += [i] * self.n_image_tokens()
+                if image_tags is not None:
+                    expanded += tok(TAGS_TEXT.format(", ".join(next(tags_iter))), add_special_tokens=False).input_ids
             elif i == self.model.placeholder_ids.get("audio"):
                 expanded += [i] * self.n_audio_tokens(next(audio_iter))
             else:
@@ -80,10 +87,14 @@ class Processor:
         images = [load_image(x) for ex in examples for x in ex.images]
         audios = [x if isinstance(x, np.ndarray) else load_audio(x) for ex in examples for x in ex.audios]
         lengths = [len(a) for a in audios]
-        rows, start = [], 0
+        pixel_values = self.model.encoders["image"].preprocess(images) if images else None  # (N_images, 3, H, W)
+        tags = self.image_tags(pixel_values)
+        rows, start, image_start = [], 0, 0
         for ex in examples:
-            rows.append(self.tokenize(ex, lengths[start : start + len(ex.audios)]))
+            own_tags = None if tags is None else tags[image_start : image_start + len(ex.images)]
+            rows.append(self.tokenize(ex, lengths[start : start + len(ex.audios)], own_tags))
             start += len(ex.audios)
+            image_start += len(ex.images)
         width = max(len(ids) for ids, _ in rows)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -98,7 +109,7 @@ class Processor:
         if any(ex.target is not None for ex in examples):
             batch["labels"] = labels
         if images:
-            batch["pixel_values"] = self.model.encoders["image"].preprocess(images)  # (N_images, 3, H, W)
+            batch["pixel_values"] = pixel_values
         if audios:
             values, mask = self.model.encoders["audio"].preprocess(audios)  # (N_clips, S), (N_clips, S)
             batch["audio_values"], batch["audio_attention_mask"] = values, mask
@@ -106,6 +117,13 @@ class Processor:
             if ctc is not None:
                 batch["ctc_labels"] = ctc
         return batch
+
+    def image_tags(self, pixel_values: torch.Tensor | None) -> list[list[str]] | None:
+        """Each image's tag names (encoders.image.tags), or None when the model reads no tags."""
+        encoder = self.model.encoders["image"] if "image" in self.model.encoders else None
+        if pixel_values is None or encoder is None or not encoder.config.tags:
+            return None
+        return encoder.tag_names(pixel_values)
 
     def ctc_labels(self, examples: list[Example]) -> torch.Tensor | None:
         """(N_clips, S) character (or phone) ids of each clip's transcript, -1 padded; None unless every clip has one."""

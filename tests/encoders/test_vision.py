@@ -136,9 +136,9 @@ def test_tags_are_the_imagenet_heads_top_classes():
     encoder = VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64, tags=3)).eval()
     pixel_values = torch.randn(2, 3, 64, 64)
     names = encoder.tag_names(pixel_values)
-    # Independently: timm's own classifier path (global average pool + head) on the same trunk.
+    # Independently: the mean of the final map (a CNN's global average pool), then the ImageNet head.
     with torch.no_grad():
-        pooled = encoder.model.forward_head(encoder.model.forward_features(pixel_values))  # (2, 1280), head dropped
+        pooled = encoder.model.forward_features(pixel_values).mean(dim=(2, 3))  # (2, 1280)
         top = encoder.tag_head(pooled).topk(3).indices.tolist()
     assert names == [[imagenet_names()[i] for i in row] for row in top]
     assert all(len(row) == 3 and len(set(row)) == 3 for row in names)
@@ -146,6 +146,13 @@ def test_tags_are_the_imagenet_heads_top_classes():
     cut = VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64, tags=3, output_stage=3)).eval()
     cut.load_state_dict(encoder.state_dict())
     assert cut.tag_names(pixel_values) == names  # tags come from the whole network, whatever grid the tokens use
+
+
+def test_a_vit_gives_tags_from_its_class_token():
+    encoder = VisionEncoder(VisionEncoderConfig(**{**TINY_VIT.__dict__, "tags": 2}))
+    names = encoder.tag_names(torch.randn(3, 3, 32, 32))
+    assert len(names) == 3 and all(len(row) == 2 for row in names)
+    assert encoder.training  # tagging ran in eval mode and left the mode as it was
 
 
 def test_tags_need_an_imagenet_head():

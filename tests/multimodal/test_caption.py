@@ -142,3 +142,25 @@ def test_cli_takes_every_corpus_object_order():
         assert parser().parse_args(["data", "scenes", "--out", "x", "--object-order", order]).object_order == order
     with pytest.raises(SystemExit):
         parser().parse_args(["data", "scenes", "--out", "x", "--object-order", "alphabetical"])
+
+
+def test_image_tags_follow_the_image_tokens_and_train(corpora, tmp_path):
+    from multimodal.build import build
+    from multimodal.processor import TAGS_TEXT, Example, Processor
+
+    config = load_config(ROOT / "configs/tiny.yaml", [*TINY_CAPTION, "encoders.image.tags=2"])
+    model = build(config)
+    processor = Processor(model)
+    image = Image.new("RGB", (32, 32), (200, 30, 30))
+    batch = processor([Example("<image>\nDescribe the image.", target="a red square", images=[image])])
+    tags = model.encoders["image"].tag_names(batch["pixel_values"])[0]
+    tag_ids = model.tokenizer(TAGS_TEXT.format(", ".join(tags)), add_special_tokens=False).input_ids
+    ids = batch["input_ids"][0].tolist()
+    image_id = model.placeholder_ids["image"]
+    last_image = max(i for i, t in enumerate(ids) if t == image_id)
+    assert ids[last_image + 1 : last_image + 1 + len(tag_ids)] == tag_ids  # the tag text right after the image
+    assert (batch["labels"][0, : last_image + 1 + len(tag_ids)] == -100).all()  # read, never learned
+    summary = train(config, tmp_path / "run", train_data=corpora / "scenes/train", progress=False)
+    assert summary["steps"] == 4
+    captions = mm.load(tmp_path / "run").caption([image], max_new_tokens=4)
+    assert len(captions) == 1
