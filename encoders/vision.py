@@ -33,9 +33,11 @@ class VisionEncoderConfig:
     pretrained: str = ""
     image_size: int = 224
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # timm create_model / HF config overrides
-    # timm CNNs: earlier feature-map stages (indices into the model's feature_info) average-pooled to the final
-    # grid and appended to each token's channels. The final map of an ImageNet CNN keeps little colour; stride
-    # 4-8 maps keep it (e.g. [1, 2] adds 24 + 40 channels to EfficientNet-Lite0's 1280).
+    # timm CNNs: other feature-map stages (indices into the model's feature_info) brought to the output grid and
+    # appended to each token's channels, in this order: an earlier (finer) map average-pooled, a later (coarser)
+    # one repeated (nearest). The final map of an ImageNet CNN keeps little colour; stride 4-8 maps keep it
+    # (e.g. [1, 2] adds 24 + 40 channels to EfficientNet-Lite0's 1280). With output_stage 3, [1, 2, 4] adds the
+    # stride-32 map's 320 channels, where ImageNet's objects are told apart.
     extra_feature_stages: list[int] = field(default_factory=list)
     # timm CNNs: -1 = the final features; a stage index = that stage's map is the grid instead, and the layers
     # after it never run. EfficientNet-Lite0's stage 3 (stride 16, 112 channels) still tells shapes apart and,
@@ -180,11 +182,13 @@ class VisionEncoder(nn.Module):
         if not stages:
             return 0
         info = self._stage_info("extra_feature_stages")
-        last = len(info) - 2 if self.config.output_stage == -1 else self.config.output_stage - 1
-        bad = [i for i in stages if not 0 <= i <= last]
-        if bad:
-            raise ValueError(f"encoders.image.extra_feature_stages {stages}: {bad} not among {self.config.name}'s "
-                             f"stages 0..{last} before its output (channels {[f['num_chs'] for f in info[:last + 1]]})")
+        output = self.config.output_stage
+        last = len(info) - 2 if output == -1 else len(info) - 1  # the final features come after every stage
+        bad = [i for i in stages if not 0 <= i <= last or i == output]
+        if bad or len(set(stages)) != len(stages):
+            raise ValueError(f"encoders.image.extra_feature_stages {stages}: each once, and not among "
+                             f"{bad} (the output stage or out of range): {self.config.name}'s stages are 0..{last} "
+                             f"(channels {[f['num_chs'] for f in info[:last + 1]]})")
         return sum(int(info[i]["num_chs"]) for i in stages)
 
     def _timm_grid_size(self) -> tuple[int, int]:
@@ -201,15 +205,19 @@ class VisionEncoder(nn.Module):
 
     def _timm_tokens(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         extra, stage = self.config.extra_feature_stages, self.config.output_stage
-        if stage != -1:  # (B, C_stage, H, W): one stage's map, the network cut after it
-            maps = self.model.forward_intermediates(pixel_values, indices=[*extra, stage], intermediates_only=True,
-                                                    stop_early=True)
-            final, earlier = maps[-1], maps[:-1]
+        if stage != -1:  # (B, C_stage, H, W): one stage's map; the network stops there unless a later stage is asked
+            wanted = sorted({*extra, stage})  # timm returns the maps in network order
+            maps = dict(zip(wanted, self.model.forward_intermediates(
+                pixel_values, indices=wanted, intermediates_only=True, stop_early=max(wanted) == stage)))
+            final, others = maps[stage], [maps[i] for i in extra]
         elif extra:  # (B, C, H, W): the final map
-            final, earlier = self.model.forward_intermediates(pixel_values, indices=extra)
-        if stage != -1 or extra:  # earlier maps average-pooled onto the output grid, appended as channels
-            pooled = [nn.functional.adaptive_avg_pool2d(f, final.shape[-2:]) for f in earlier]
-            features = torch.cat([final, *pooled], dim=1)  # (B, C + extra, H, W)
+            final, earlier = self.model.forward_intermediates(pixel_values, indices=sorted(extra))
+            others = [dict(zip(sorted(extra), earlier))[i] for i in extra]
+        if stage != -1 or extra:  # other maps brought onto the output grid, appended as channels
+            size = final.shape[-2:]
+            resized = [nn.functional.adaptive_avg_pool2d(f, size) if f.shape[-1] >= size[-1]
+                       else nn.functional.interpolate(f, size=size, mode="nearest") for f in others]
+            features = torch.cat([final, *resized], dim=1)  # (B, C + extra, H, W)
         else:
             features = self.model.forward_features(pixel_values)
         if features.dim() == 4:

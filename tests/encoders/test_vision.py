@@ -60,7 +60,7 @@ def test_extra_feature_stages_append_pooled_earlier_maps_to_each_token():
     torch.testing.assert_close(output.features[:, 1, 1280 + 24 :], stage_2[:, :, :4, 4:].mean(dim=(2, 3)))
 
 
-@pytest.mark.parametrize("stages, message", [([4], "not among"), ([-1], "not among")])
+@pytest.mark.parametrize("stages, message", [([4], "not among"), ([-1], "not among"), ([1, 1], "each once")])
 def test_extra_feature_stages_out_of_range_are_named(stages, message):
     with pytest.raises(ValueError, match=message):
         VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64, extra_feature_stages=stages))
@@ -89,11 +89,27 @@ def test_output_stage_cuts_the_network_after_that_stage():
 
 
 @pytest.mark.parametrize("stage, extra, message", [(5, [], "output_stage 5 is not -1"), (-2, [], "output_stage -2"),
-                                                    (2, [2], "before its output"), (2, [3], "before its output")])
+                                                    (2, [2], "the output stage"), (2, [5], "out of range")])
 def test_output_stage_and_its_extra_stages_are_checked(stage, extra, message):
     with pytest.raises(ValueError, match=message):
         VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64, output_stage=stage,
                                           extra_feature_stages=extra))
+
+
+def test_a_later_stage_is_repeated_onto_the_output_grid():
+    config = VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64, output_stage=3, extra_feature_stages=[4, 1])
+    encoder = VisionEncoder(config).eval()
+    assert encoder.out_dim == 112 + 320 + 24 and encoder.grid_size == (4, 4)
+    pixel_values = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        output = encoder(pixel_values)
+        stage_1, stage_3, stage_4 = encoder.model.forward_intermediates(pixel_values, indices=[1, 3, 4],
+                                                                        intermediates_only=True)  # 16, 4, 2 px maps
+    torch.testing.assert_close(output.features[..., :112], stage_3.flatten(2).transpose(1, 2))
+    # token 5 (row 1, column 1) holds stage 4's (2x2 map) top-left cell, then stage 1's mean over rows/columns 4-7
+    torch.testing.assert_close(output.features[:, 5, 112:432], stage_4[:, :, 0, 0])
+    torch.testing.assert_close(output.features[:, 15, 112:432], stage_4[:, :, 1, 1])
+    torch.testing.assert_close(output.features[:, 5, 432:], stage_1[:, :, 4:8, 4:8].mean(dim=(2, 3)))
 
 
 def test_output_stage_refused_for_a_vit():
