@@ -9,8 +9,9 @@ backbone (SmolLM2) read English at scale. After the search, each of a clip's N b
 and the best is written. The LM's log-probability (natural log) is that of the text alone, after the token that
 separates documents in the LM's pretraining, written as a sentence (capital first letter, a full stop): on held-out
 speech this choice of start token and form took the rescored WER from 0.051 to 0.043 (README). It favours short
-texts, so the word bonus pays each word back. This is the field's second-pass rescoring; peers add a large LM the
-same way.
+texts, so the word bonus pays each word back. An empty hypothesis (silence) is scored too: as the probability that
+the text ends at once (the start token followed by itself), so it no longer wins for free against every text that
+pays its words' log-probabilities. This is the field's second-pass rescoring; peers add a large LM the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def rescore(hypotheses: Sequence[Sequence[tuple[str, float]]], score: Scorer, we
             word_bonus: float) -> list[str]:
     """The best text per clip. hypotheses: per clip, (text, search score) pairs, best first; `score`: texts -> LM
     log-probabilities (see `causal_lm_scorer`), asked once for every distinct text of all clips."""
-    texts = sorted({text for clip in hypotheses for text, _ in clip if text})
+    texts = sorted({text for clip in hypotheses for text, _ in clip})
     lm = dict(zip(texts, score(texts))) if texts and weight else {}
     return [max(clip, key=lambda h: h[1] + weight * lm.get(h[0], 0.0) + word_bonus * len(h[0].split()))[0]
             if clip else "" for clip in hypotheses]
@@ -76,7 +77,9 @@ def causal_lm_scorer(lm: torch.nn.Module, tokenizer, batch_tokens: int = 512, bf
     @torch.no_grad()
     def score(texts: list[str]) -> list[float]:
         out = [0.0] * len(texts)
-        ids = [[start, *x] for x in tokenizer([as_sentence(t) for t in texts], add_special_tokens=False)["input_ids"]]
+        # An empty text is the start token followed by itself: the probability that the text ends at once.
+        ids = [[start, *(x or [start])]
+               for x in tokenizer([as_sentence(t) for t in texts], add_special_tokens=False)["input_ids"]]
         by_length = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # batches of like lengths: little padding
         for batch_ids in _batches(by_length, [len(x) for x in ids], batch_tokens):
             batch = [ids[j] for j in batch_ids]

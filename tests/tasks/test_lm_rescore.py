@@ -30,6 +30,15 @@ def test_rescore_weighs_the_lm_against_the_search_and_pays_words_back():
     assert rescore(clips, score, weight=1.0, word_bonus=4.0) == ["the cat sat", "", "a cat"]
 
 
+def test_an_empty_hypothesis_pays_the_lm_too():
+    clips = [[("cat", -1.0), ("", -1.1)], [("", -1.0), ("cat", -1.2)]]
+    score, asked = fake_lm({"cat": -4.0, "": -9.0})  # the LM finds an empty text less likely than "cat"
+    assert rescore(clips, score, weight=1.0, word_bonus=0.0) == ["cat", "cat"]
+    assert asked == [["", "cat"]]
+    score, _ = fake_lm({"cat": -9.0, "": -2.0})  # ... or more likely
+    assert rescore(clips, score, weight=1.0, word_bonus=0.0) == ["", ""]
+
+
 def test_causal_lm_scorer_sums_token_log_probs_alike_alone_and_padded():
     model = mm.build("configs/tiny.yaml", ["encoders.image=null", "encoders.audio=null"]).eval()
     lm, tok = model.backbone, model.tokenizer
@@ -43,6 +52,10 @@ def test_causal_lm_scorer_sums_token_log_probs_alike_alone_and_padded():
         logp = lm(input_ids=torch.tensor([ids])).logits[0, :-1].float().log_softmax(-1)
     assert together[1] == pytest.approx(sum(logp[i, t].item() for i, t in enumerate(ids[1:])), abs=1e-4)
     assert all(s < 0 for s in together)
+    end = ids[0]  # an empty text: log p(<|endoftext|> | <|endoftext|>), the text ending at once
+    with torch.no_grad():
+        ends_at_once = lm(input_ids=torch.tensor([[end]])).logits[0, -1].float().log_softmax(-1)[end].item()
+    assert score([""]) == pytest.approx([ends_at_once], abs=1e-4) and ends_at_once < 0
     in_bf16 = causal_lm_scorer(lm, tok, batch_tokens=24, bf16=True)(texts)  # rounded, not another computation
     assert in_bf16 == pytest.approx(together, rel=0.05) and in_bf16 != pytest.approx(together, abs=1e-6)
     with pytest.raises(ValueError, match="batch_tokens must be at least 1, got 0"):
