@@ -241,17 +241,21 @@ def merge_windows(windows: Sequence[Window], texts: Sequence[str], sample_rate: 
             segment = Segment(boundaries[n] / sample_rate, boundaries[n + 1] / sample_rate, text)
             if word_times is not None:
                 segment.words = _timed_words(words[n][first[n] : last[n]], word_times[n][first[n] : last[n]],
-                                             windows[n].start_s(sample_rate), segment.start_s)
+                                             windows[n].start_s(sample_rate), segment.start_s, segment.end_s)
             segments.append(segment)
     return segments
 
 
 def _timed_words(words: list[str], times: Sequence[tuple[float, float] | None], offset_s: float,
-                 segment_start_s: float) -> list[Word]:
-    """Words with times in the audio; an untimed word sits at the end of the word before (or the segment's start)."""
+                 segment_start_s: float, segment_end_s: float) -> list[Word]:
+    """Words with times in the audio, inside their segment and in order: a time is held between the end of the
+    word before (or the segment's start) and the segment's end; an untimed word sits at the end of the word before.
+    (The segment boundary is an estimate; a kept word can be aligned a little outside it.)"""
     out, previous_end = [], segment_start_s
     for word, span in zip(words, times):
         start, end = (offset_s + span[0], offset_s + span[1]) if span is not None else (previous_end, previous_end)
+        start = min(max(start, previous_end), segment_end_s)
+        end = min(max(end, start), segment_end_s)
         out.append(Word(word, round(start, 3), round(end, 3)))
         previous_end = end
     return out
