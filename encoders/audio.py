@@ -12,8 +12,9 @@ dir; see `encoders/whisper.py`): waveforms in, 50 frames per second out, windows
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Iterator, Literal
 
 import numpy as np
 import torch
@@ -119,6 +120,21 @@ def spec_augment(features: torch.Tensor, config: AudioEncoderConfig) -> torch.Te
     return specgram.squeeze(1).transpose(1, 2)  # (B, T, F)
 
 
+@contextlib.contextmanager
+def numpy_seeded_from_torch() -> Iterator[None]:
+    """Seed numpy's global RNG from torch's for the block, then put numpy's state back.
+
+    transformers draws wav2vec2's SpecAugment masks and LayerDrop from numpy's global RNG, which a resumed
+    training run does not restore; torch's RNG it does (multimodal/train.py), so drawn from it they repeat exactly.
+    """
+    state = np.random.get_state()
+    np.random.seed(int(torch.randint(0, 2**32 - 1, ())))
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 class AudioEncoder(nn.Module):
     """Waveforms ``(B, N)`` at 16 kHz -> frames ``(B, T, D)`` with a mask of the real frames."""
 
@@ -221,7 +237,10 @@ class AudioEncoder(nn.Module):
             kwargs["mask_time_indices"] = torch.zeros(
                 input_values.shape[0], n_frames, dtype=torch.bool, device=input_values.device
             )
-        features = self.model(input_values, attention_mask=attention_mask, **kwargs).last_hidden_state  # (B, T, D)
+        hf = self.model.config
+        draws = self.training and (hf.mask_time_prob > 0 or hf.mask_feature_prob > 0 or hf.layerdrop > 0)
+        with numpy_seeded_from_torch() if draws else contextlib.nullcontext():
+            features = self.model(input_values, attention_mask=attention_mask, **kwargs).last_hidden_state  # (B, T, D)
         mask = self.model._get_feature_vector_attention_mask(features.shape[1], attention_mask).bool()  # (B, T)
         return EncoderOutput(features=features, mask=mask, grid=None)
 

@@ -1,8 +1,13 @@
 """The fused model: modality encoders -> adapters -> placeholder tokens in a pretrained LM's input embeddings.
 
 The model receives modules that are already built (`multimodal.build` does the wiring). Adapter outputs
-replace the embeddings of placeholder tokens (`<image>`, `<audio>`) in order of appearance; when the number
-of placeholder tokens and the number of adapter tokens disagree, that is an error, never a truncation.
+replace the embeddings of placeholder tokens (`<image>`, `<audio>`) in order of appearance; when a row's
+placeholder tokens and the adapter tokens of its inputs disagree in number, that is an error naming the row,
+never a truncation.
+
+Losses are means over their items (target tokens, characters, rows). `loss_items` counts those items from a
+batch's labels, so that a training step can sum them over its micro-batches first and pass the sums to
+`forward(num_items=...)`: the micro-batches' losses then add up to the loss of one large batch.
 """
 
 from __future__ import annotations
@@ -21,18 +26,73 @@ from multimodal.config import Config
 
 PLACEHOLDERS = {"image": "<image>", "audio": "<audio>"}  # modality -> placeholder token string
 IGNORE_INDEX = -100  # label of a position that is not a target
+LOSS_TERMS = ("lm", "ctc", "classify", "tag")  # the loss terms of `forward`, each a mean over its own items
 
 
 class PlaceholderMismatchError(ValueError):
     """The prompt's placeholder tokens and the encoders' adapter tokens differ in number."""
 
 
+class PretrainedPartsError(ValueError):
+    """An adapter-only checkpoint attaches to other pretrained parts than the model loading it was built from."""
+
+
+def loss_items(batch: dict[str, Any]) -> dict[str, int]:
+    """The number of items each loss term of `forward` averages over in `batch`, counted from its labels (0 when the
+    batch has none): "lm" target tokens (labels[:, 1:] != -100), "ctc" target characters or phones (ctc_labels
+    >= 0), "classify" rows, "tag" tagged tokens (tag_labels != -100)."""
+    def count(key: str, is_item) -> int:
+        return int(is_item(batch[key]).sum()) if batch.get(key) is not None else 0
+
+    return {
+        "lm": count("labels", lambda t: t[:, 1:] != IGNORE_INDEX),
+        "ctc": count("ctc_labels", lambda t: t >= 0),
+        "classify": batch["class_labels"].shape[0] if batch.get("class_labels") is not None else 0,
+        "tag": count("tag_labels", lambda t: t != IGNORE_INDEX),
+    }
+
+
+def _term(mean: torch.Tensor, n_items: int | torch.Tensor, term: str,
+          num_items: dict[str, float] | None) -> torch.Tensor:
+    """A loss term: its `mean` over this batch's `n_items`, or with `num_items`, the sum over them divided by
+    num_items[term] (the count over a whole optimizer step). A mean over no items is a sum of 0 over 1 (CTC's)."""
+    if num_items is None:
+        return mean
+    return mean * max(int(n_items), 1) / max(num_items[term], 1)
+
+
 @dataclass
 class ModelOutput:
-    loss: torch.Tensor | None = None
+    loss: torch.Tensor | None = None  # the batch's mean loss; with forward's `num_items`, its share of a step's
     logits: torch.Tensor | None = None  # (B, L, V) causal LM logits, when asked for
     hidden_states: torch.Tensor | None = None  # (B, L, D) last hidden states of an encoder LM
     head_logits: torch.Tensor | None = None  # (B, n_labels) classify head, or (B, L, n_tags) tag head
+
+
+def _check_placeholders(modality: str, row_slots: list[int], input_tokens: list[int]) -> None:
+    """Each row's placeholder tokens must be filled by whole inputs, taken in order (as `embed` splices them):
+    row 0 by the first inputs, row 1 by the next... `row_slots`: placeholders per row; `input_tokens`: adapter
+    tokens per input. A row the inputs overfill or underfill is an error naming it."""
+    marker, taken = PLACEHOLDERS[modality], 0
+    for row, n_slots in enumerate(row_slots):
+        first, got = taken, 0
+        while got < n_slots and taken < len(input_tokens):
+            got, taken = got + input_tokens[taken], taken + 1
+        if got != n_slots:
+            if taken == first + 1:
+                given = f"{modality} input {first} gives"
+            else:
+                given = f"{modality} inputs {first}-{taken - 1} give" if taken > first else f"no {modality} input is left, giving"
+            raise PlaceholderMismatchError(
+                f"row {row}: the prompt holds {n_slots} {marker} tokens but {given} {got} adapter tokens "
+                f"(the batch: {sum(row_slots)} {marker} tokens, {len(input_tokens)} input(s) giving "
+                f"{sum(input_tokens)} adapter tokens)"
+            )
+    if sum(input_tokens[taken:]):
+        raise PlaceholderMismatchError(
+            f"the prompts hold {sum(row_slots)} {marker} tokens but the {len(input_tokens)} {modality} input(s) give "
+            f"{sum(input_tokens)} adapter tokens: input(s) {taken}-{len(input_tokens) - 1} have no placeholders"
+        )
 
 
 class MultimodalModel(nn.Module):
@@ -72,6 +132,20 @@ class MultimodalModel(nn.Module):
             if getattr(self.config.training, name).mode == "frozen":
                 module.eval()
         return self
+
+    def check_attaches_to(self, attaches_to: dict[str, str], checkpoint: str) -> None:
+        """An adapter-only checkpoint's weights were trained on top of the pretrained parts it names (its
+        checkpoint.json "attaches_to", component -> source): this model must have been built from the same ones,
+        or the stored weights would sit on other weights. A part that differs, or that only one side has, is an
+        error naming both sides."""
+        parts = self.pretrained_parts
+        differ = sorted(part for part in {**attaches_to, **parts} if attaches_to.get(part) != parts.get(part))
+        if differ:
+            listed = "; ".join(f"{part}: the checkpoint's {attaches_to.get(part, 'none (trained, stored)')!r}, "
+                               f"the config's {parts.get(part, 'none (random init)')!r}" for part in differ)
+            raise PretrainedPartsError(f"'{checkpoint}' is an adapter-only checkpoint trained on other pretrained "
+                                       f"parts than this model was built from ({listed}); build it from the parts "
+                                       "the checkpoint names")
 
     @property
     def device(self) -> torch.device:
@@ -114,12 +188,8 @@ class MultimodalModel(nn.Module):
             if encoded is not None:
                 encoded[modality] = enc
             tokens, mask = self.adapters[modality](enc)  # (N, T', D_lm), (N, T')
+            _check_placeholders(modality, slots.sum(1).tolist(), mask.sum(1).tolist())
             real = tokens[mask]  # (sum of real tokens, D_lm), item by item in order
-            if real.shape[0] != n_slots:
-                raise PlaceholderMismatchError(
-                    f"{modality}: the prompts hold {n_slots} {PLACEHOLDERS[modality]} tokens but the "
-                    f"{tokens.shape[0]} {modality} input(s) give {real.shape[0]} adapter tokens"
-                )
             embeds = embeds.masked_scatter(slots.unsqueeze(-1), real.to(embeds.dtype))
         for modality in set(PLACEHOLDERS) - set(self.placeholder_ids):
             if inputs[modality] is not None:
@@ -139,23 +209,28 @@ class MultimodalModel(nn.Module):
         class_labels: torch.Tensor | None = None,
         tag_labels: torch.Tensor | None = None,
         head: str | None = None,
+        num_items: dict[str, float] | None = None,
     ) -> ModelOutput:
         """Causal LM: loss on target tokens only (labels != -100), logits when no labels or when asked;
         plus the CTC loss on audio clips when `ctc_labels` (N_clips, S; -1 = padding) come and its weight > 0.
         Encoder LM: last hidden states (heads live in tasks).
         Text heads (`head` "classify" / "tag", implied by `class_labels` (B,) or (B, C) / `tag_labels` (B, L)):
-        the head's logits on the last hidden states, and its loss when labels come."""
+        the head's logits on the last hidden states, and its loss when labels come.
+        Each loss term is a mean over this batch's items (`loss_items`); with `num_items` (term -> items of the
+        whole optimizer step), it is the sum over this batch's items divided by that count instead."""
         head = head or ("classify" if class_labels is not None else "tag" if tag_labels is not None else None)
         tc = self.config.training
         use_ctc = ctc_labels is not None and tc.ctc_loss_weight > 0 and "ctc" in self.heads
+        n_ctc = (ctc_labels >= 0).sum() if use_ctc else 0  # target characters (or phones)
         if use_ctc and tc.lm_loss_weight == 0 and not return_logits:  # encoder-only objective: skip the LM
             enc = self.encoders["audio"](input_values=audio_values, attention_mask=audio_attention_mask)
-            return ModelOutput(loss=tc.ctc_loss_weight * self._ctc_loss(self._shared_ctc_layers(enc), ctc_labels))
+            ctc = self._ctc_loss(self._shared_ctc_layers(enc), ctc_labels)
+            return ModelOutput(loss=tc.ctc_loss_weight * _term(ctc, n_ctc, "ctc", num_items))
         encoded: dict[str, EncoderOutput] = {}
         embeds = self.embed(input_ids, pixel_values, audio_values, audio_attention_mask, encoded)
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, L): same for left or right padding
         if head is not None:
-            return self._head_forward(head, embeds, attention_mask, position_ids, class_labels, tag_labels)
+            return self._head_forward(head, embeds, attention_mask, position_ids, class_labels, tag_labels, num_items)
         if not self.is_causal:
             out = self.backbone(inputs_embeds=embeds, attention_mask=attention_mask,
                                 position_ids=position_ids + self._position_offset())
@@ -171,9 +246,11 @@ class MultimodalModel(nn.Module):
             targets = labels[:, 1:]  # (B, L-1): token t+1 is predicted at position t
             is_target = targets != IGNORE_INDEX
             logits = head(hidden[:, :-1][is_target])  # (N_targets, V): the head runs on targets only
-            output.loss = tc.lm_loss_weight * F.cross_entropy(logits.float(), targets[is_target])
+            lm = F.cross_entropy(logits.float(), targets[is_target])
+            output.loss = tc.lm_loss_weight * _term(lm, is_target.sum(), "lm", num_items)
             if use_ctc:
-                output.loss = output.loss + tc.ctc_loss_weight * self._ctc_loss(encoded["audio"], ctc_labels)
+                ctc = self._ctc_loss(encoded["audio"], ctc_labels)
+                output.loss = output.loss + tc.ctc_loss_weight * _term(ctc, n_ctc, "ctc", num_items)
         return output
 
     def _position_offset(self) -> int:
@@ -182,7 +259,8 @@ class MultimodalModel(nn.Module):
         return padding_idx + 1 if isinstance(padding_idx, int) else 0
 
     def _head_forward(self, head: str, embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
-                      class_labels: torch.Tensor | None, tag_labels: torch.Tensor | None) -> ModelOutput:
+                      class_labels: torch.Tensor | None, tag_labels: torch.Tensor | None,
+                      num_items: dict[str, float] | None = None) -> ModelOutput:
         if head not in self.heads:
             raise ValueError(f"this model has no '{head}' head: set heads.{head} in the config and train it "
                              "(its labels come from the training data)")
@@ -195,7 +273,10 @@ class MultimodalModel(nn.Module):
         module = self.heads[head]
         logits = module(hidden, attention_mask)  # (B, C) or (B, L, T)
         labels = class_labels if head == "classify" else tag_labels
-        return ModelOutput(loss=module.loss(logits, labels) if labels is not None else None, head_logits=logits)
+        if labels is None:
+            return ModelOutput(head_logits=logits)
+        n_items = labels.shape[0] if head == "classify" else (labels != IGNORE_INDEX).sum()
+        return ModelOutput(loss=_term(module.loss(logits, labels), n_items, head, num_items), head_logits=logits)
 
     def _shared_ctc_layers(self, enc: EncoderOutput) -> EncoderOutput:
         """With heads.ctc_shared, the audio frames after the CTC head's layers (what the adapter and the CTC

@@ -1,8 +1,9 @@
 """The training loop, explicit and in one place.
 
 One process on a CPU, one GPU (bf16 autocast), or many GPUs / nodes under `accelerate launch` or
-`torchrun` (DDP), with no code change. Each optimizer step accumulates `grad_accum_steps` micro-batches,
-clips the global gradient norm, and steps AdamW (one learning rate per component) on a warm-up + cosine
+`torchrun` (DDP), with no code change. Each optimizer step accumulates `grad_accum_steps` micro-batches
+into the gradient of one large batch (every target token weighs the same, `accumulate`), clips the global
+gradient norm, and steps AdamW (one learning rate per component) on a warm-up + cosine
 schedule. `last/` (weights + optimizer, schedule, RNG and data position) is written atomically every
 `save_every` steps; `--resume` continues from it exactly. Evaluation every `eval_every` steps keeps the
 best weights in `best/`. Metrics go to `metrics.jsonl` (and TensorBoard when installed); the curves to
@@ -25,11 +26,12 @@ import torch
 from tqdm.auto import tqdm
 
 from multimodal.build import build
-from multimodal.checkpoint import init_from, load_weights, recover, save
+from multimodal.checkpoint import CheckpointError, hold_run_dir, init_from, load_weights, recover, save, verified
 from multimodal.config import Config, TrainingConfig
 from multimodal.data import collator_for, load_rows, task_loader
 from multimodal.evaluate import evaluate
 from multimodal.mixture import SCORE, Mixture
+from multimodal.model import LOSS_TERMS, loss_items
 from multimodal.trainable import count_parameters, parameter_groups
 from tasks import get_task
 from tasks.metrics import HIGHER_IS_BETTER
@@ -69,12 +71,18 @@ def train(
     resume: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train `config` on `train_data` (default: config.data.train); returns a summary dict."""
+    """Train `config` on `train_data` (default: config.data.train); returns a summary dict. The run holds
+    `output_dir` until it returns or fails (`hold_run_dir`): a second training into it is refused."""
+    with contextlib.ExitStack() as held:
+        return _train(config, Path(output_dir), train_data, eval_data, resume, progress, held)
+
+
+def _train(config: Config, output: Path, train_data: Any, eval_data: Any, resume: bool, progress: bool,
+           held: contextlib.ExitStack) -> dict[str, Any]:
     from accelerate import Accelerator, DistributedDataParallelKwargs
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # workers fork after the tokenizer ran
     tc, dc = config.training, config.data
-    output = Path(output_dir)
     # A batch of one task leaves other modalities' encoders without gradients: DDP must allow that.
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # accelerate runs torchrun's CPU processes as DDP (gloo) only with cpu=True
@@ -95,6 +103,8 @@ def train(
     if not dc.mixture:  # the saved config.yaml names the data this run was trained on, not the recipe's default
         dc = replace(dc, train=_recordable(train_source), eval=_recordable(eval_source))
         config = replace(config, data=dc)
+    if main:  # one training per output folder (under DDP the main process holds it for all)
+        held.enter_context(hold_run_dir(output))
     if not resume and recover(output / "last").exists():  # every rank checks, before any heavy work
         raise ValueError(f"'{output}' already holds a run; pass --resume to continue it or choose another --output")
 
@@ -103,8 +113,11 @@ def train(
         mixture = Mixture(config)
         config = mixture.resolve_heads(config)
     else:
-        eval_rows = load_rows(eval_source, task, dc.on_bad_rows, split="validation") if eval_source else None
-        rows = None if dc.streaming else load_rows(train_source, task, dc.on_bad_rows, split="train")
+        links = dc.follow_symlinks
+        eval_rows = (load_rows(eval_source, task, dc.on_bad_rows, split="validation", follow_symlinks=links)
+                     if eval_source else None)
+        rows = None if dc.streaming else load_rows(train_source, task, dc.on_bad_rows, split="train",
+                                                   follow_symlinks=links)
     if task is not None and task.head:  # the label set comes from the config or the training data, checked against both
         from multimodal.text_heads import resolve_head_labels
 
@@ -168,22 +181,17 @@ def train(
     best_key = SCORE if mixture is not None else task.metrics[0]
     ddp_model.train()
     while pos.step < tc.max_steps:
-        for k in range(tc.grad_accum_steps):
-            name, batch = next_batch(pos.step, k)
+        step_batches = [next_batch(pos.step, k) for k in range(tc.grad_accum_steps)]  # [(task name or None, batch)]
+        for _, batch in step_batches:
             batch.pop("references")
-            batch = {key: v.to(accelerator.device) for key, v in batch.items()}
-            sync = k == tc.grad_accum_steps - 1
-            with contextlib.nullcontext() if sync else accelerator.no_sync(ddp_model):
-                with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16):
-                    loss = ddp_model(**batch).loss
-                accelerator.backward(loss / tc.grad_accum_steps)
-            window["loss"] += float(loss.detach())
-            window["n"] += 1
-            if name is not None:  # a mixture: each task's loss too
-                task_loss = window["tasks"].setdefault(name, [0.0, 0])
-                task_loss[0], task_loss[1] = task_loss[0] + float(loss.detach()), task_loss[1] + 1
             window["samples"] += batch["input_ids"].shape[0]
             window["tokens"] += int(batch["attention_mask"].sum())
+        step_loss, task_losses = accumulate(ddp_model, step_batches, accelerator, bf16)
+        window["loss"] += step_loss
+        window["n"] += 1
+        for name, loss in task_losses.items():  # a mixture: each task's loss too
+            task_loss = window["tasks"].setdefault(name, [0.0, 0])
+            task_loss[0], task_loss[1] = task_loss[0] + loss, task_loss[1] + 1
         if tc.grad_clip > 0:
             accelerator.clip_grad_norm_(ddp_model.parameters(), tc.grad_clip)
         optimizer.step()
@@ -197,7 +205,7 @@ def train(
             record = {
                 "step": pos.step,
                 "epoch": pos.epoch,
-                "loss": window["loss"] / window["n"],
+                "loss": window["loss"] / window["n"],  # the mean of the steps' losses (`accumulate`)
                 "lr": scheduler.get_last_lr()[0],
                 "samples_per_s": window["samples"] * accelerator.num_processes / seconds,
                 "tokens_per_s": window["tokens"] * accelerator.num_processes / seconds,
@@ -226,6 +234,43 @@ def train(
     return {"steps": pos.step, "output": str(output), "eval": last_eval}
 
 
+def accumulate(model, micro_batches: list[tuple[str | None, dict[str, torch.Tensor]]], accelerator,
+               bf16: bool = False) -> tuple[float, dict[str, float]]:
+    """Forward and backward one optimizer step's micro-batches, (task name or None, batch) each, so that the
+    gradient is that of one large batch of all of them (on all processes).
+
+    Each loss term is averaged over its items (`loss_items`: target tokens, characters or rows) of the whole step,
+    not per micro-batch: a micro-batch of long targets weighs more than one of short targets (transformers'
+    `num_items_in_batch`). The counts are summed over the processes first, and each loss is multiplied by the
+    number of processes, which DDP's gradient averaging divides back out. In a mixture, each task's terms are
+    averaged over that task's items, and the task weighs its share of the step's micro-batches (each micro-batch
+    draws its task by the mixture's weights, the same on every process).
+
+    Returns the step's loss and, in a mixture, each of its tasks' loss (a task's mean over its items), both over
+    all processes.
+    """
+    names = [name for name, _ in micro_batches]
+    tasks = list(dict.fromkeys(names))  # in order of first appearance: the same on every process
+    share = {t: names.count(t) / len(names) for t in tasks}
+    items = torch.zeros(len(tasks), len(LOSS_TERMS), dtype=torch.long)  # (tasks, terms) on this process
+    for name, (_, batch) in zip(names, micro_batches):
+        counts = loss_items(batch)
+        items[tasks.index(name)] += torch.tensor([counts[term] for term in LOSS_TERMS])
+    items = accelerator.reduce(items.to(accelerator.device), "sum").tolist()  # over all processes
+    losses = torch.zeros(len(tasks), dtype=torch.float64)  # each task's share of the step's loss, this process
+    for k, (name, (_, batch)) in enumerate(zip(names, micro_batches)):
+        batch = {key: v.to(accelerator.device) for key, v in batch.items()}
+        num_items = {term: n / share[name] for term, n in zip(LOSS_TERMS, items[tasks.index(name)])}
+        sync = k == len(micro_batches) - 1
+        with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+            with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = model(**batch, num_items=num_items).loss
+            accelerator.backward(loss * accelerator.num_processes)
+        losses[tasks.index(name)] += float(loss.detach())
+    losses = accelerator.reduce(losses.to(accelerator.device), "sum").tolist()
+    return sum(losses), {t: loss / share[t] for t, loss in zip(tasks, losses) if t is not None}
+
+
 def _recordable(source: Any) -> str | list[str]:
     """`source` as the config records data: a path, a list of paths, or "" (none, or a dataset in memory)."""
     if isinstance(source, (str, os.PathLike)):
@@ -243,7 +288,8 @@ def _single_task_loader(model, task, train_source, rows, config: Config, rank: i
         return loader, sampler.set_epoch, len(rows)
     from multimodal.streaming import StreamingTaskDataset
 
-    streamed = StreamingTaskDataset(train_source, task, tc.seed, dc.on_bad_rows, rank, world, dc.augment)
+    streamed = StreamingTaskDataset(train_source, task, tc.seed, dc.on_bad_rows, rank, world, dc.augment,
+                                    dc.follow_symlinks)
     # One worker at most: more would each read the whole stream. Not persistent: the worker must see
     # each epoch's set_epoch (and a resumed start). Its own generator, as in data.task_loader.
     loader = torch.utils.data.DataLoader(streamed, batch_size=tc.batch_size,
@@ -259,7 +305,8 @@ def _single_task_loader(model, task, train_source, rows, config: Config, rank: i
 
 
 def _new_window() -> dict[str, Any]:
-    """Sums over the steps since the last log line (per task: [loss sum, micro-batches])."""
+    """Sums over the steps since the last log line (loss: of the steps' losses, n: steps; per task: [sum of its
+    losses in the steps that held it, those steps])."""
     return {"loss": 0.0, "n": 0, "samples": 0, "tokens": 0, "tasks": {}, "t0": time.perf_counter()}
 
 
@@ -281,7 +328,14 @@ def _save_last(model, optimizer, scheduler, pos: Position, output: Path, config:
             "cuda_rng": cuda_rng,
             "world_size": accelerator.num_processes,
         }
-        save(model, output / "last", config.training.save_adapter_only, extra={TRAINER_STATE: lambda p: torch.save(state, p)})
+        try:
+            save(model, output / "last", config.training.save_adapter_only,
+                 extra={TRAINER_STATE: lambda p: torch.save(state, p)})
+        except CheckpointError as e:  # a full disk: the last/ before is whole
+            before = recover(output / "last").exists()
+            raise CheckpointError(f"{e}\ntraining stopped at step {pos.step}; " + (
+                f"'{output / 'last'}' holds the last step saved: continue with --resume once there is space"
+                if before else "nothing was saved yet")) from e
     accelerator.wait_for_everyone()
 
 
@@ -290,7 +344,7 @@ def _resume(model, optimizer, scheduler, last: Path, accelerator, mixture: Mixtu
     if not (last / TRAINER_STATE).is_file():
         raise ValueError(f"cannot resume: '{last}' holds no training state ({TRAINER_STATE}); start without --resume")
     load_weights(model, last)
-    state = torch.load(last / TRAINER_STATE, weights_only=True)  # plain tensors and numbers: nothing unpickled
+    state = torch.load(verified(last, TRAINER_STATE), weights_only=True)  # plain tensors and numbers: nothing unpickled
     if state["world_size"] != accelerator.num_processes:
         raise ValueError(
             f"cannot resume: '{last}' was written by {state['world_size']} process(es), this run has "

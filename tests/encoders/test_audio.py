@@ -115,3 +115,22 @@ def test_encoder_deep_copies_after_preprocess():  # (not picklable: transformers
     clone = copy.deepcopy(encoder)
     values, mask = clone.preprocess([np.ones(800, dtype=np.float32)])
     assert values.shape == mask.shape == (1, 800)
+
+
+def test_training_masks_follow_torch_rng_and_leave_numpy_alone():
+    """wav2vec2's SpecAugment masks come from transformers' numpy draws: seeded from torch's RNG (which a resumed
+    run restores), the same torch seed gives the same frames, and numpy's global state is left as it was."""
+    encoder = tiny_encoder().train()
+    assert encoder.model.config.mask_time_prob > 0
+    values, mask = encoder.preprocess([np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32)] * 2)
+
+    def features(torch_seed: int, numpy_seed: int) -> torch.Tensor:
+        torch.manual_seed(torch_seed)
+        np.random.seed(numpy_seed)
+        out = encoder(values, mask).features
+        assert np.random.get_state()[1].tolist() == np.random.RandomState(numpy_seed).get_state()[1].tolist()
+        return out
+
+    a = features(0, numpy_seed=1)
+    assert torch.equal(a, features(0, numpy_seed=2))  # numpy's global state plays no part
+    assert not torch.equal(a, features(1, numpy_seed=1))  # torch's seed decides the masks (and dropout)

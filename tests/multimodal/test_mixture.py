@@ -71,7 +71,10 @@ def test_every_task_trains_and_is_evaluated(corpora, tmp_path):
                 "topic_macro_f1", "caption_loss", "topic_loss"):
         assert f"eval_{key}" in evals[0], key
         assert key in summary["eval"]
-    assert 0.0 <= evals[0]["eval_score"] <= 1.0
+    e = evals[0]  # the score: the mean of each task's first metric on a 0-1 higher-is-better scale
+    units = [min(e["eval_caption_cider_d"] / 10, 1.0), 1.0 - min(e["eval_transcribe_wer"], 1.0),
+             e["eval_topic_accuracy"]]
+    assert e["eval_score"] == pytest.approx(sum(units) / 3, abs=1e-9)
     best = json.loads((tmp_path / "run/best/eval.json").read_text())
     assert best["score"] == evals[0]["eval_score"] and best["step"] == 8
     assert (tmp_path / "run/curves.png").is_file()

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 import multimodal as mm
-from multimodal.model import PlaceholderMismatchError
+from multimodal.model import PLACEHOLDERS, PlaceholderMismatchError
 
 # Larger random weights than HF's default init: a tiny model then generates varied tokens, not one repeated.
 VARIED = ["backbone.overrides.initializer_range=0.5"]
@@ -43,11 +43,38 @@ def test_loss_covers_target_tokens_only(model):
 def test_placeholder_count_mismatch_raises(model):
     batch = mm.Processor(model)(examples()[:1])
     batch["input_ids"][0, 0] = model.placeholder_ids["image"]  # one placeholder too many (first token is text)
-    with pytest.raises(PlaceholderMismatchError, match=r"5 <image> tokens but .* give 4 adapter tokens"):
+    with pytest.raises(PlaceholderMismatchError,
+                       match=r"row 0: the prompt holds 5 <image> tokens but image input 0 gives 4 adapter tokens"):
         model(**batch)
     batch = mm.Processor(model)(examples()[:1])
     del batch["pixel_values"]
     with pytest.raises(PlaceholderMismatchError, match="no image input"):
+        model(**batch)
+
+
+@pytest.mark.parametrize("modality", ["image", "audio"])
+def test_placeholder_count_is_checked_per_row(model, modality):
+    """One row with a placeholder too many and the next with one too few: the batch's totals agree, the rows do not."""
+    rng = np.random.RandomState(0)
+    if modality == "image":
+        media = [{"images": [Image.new("RGB", (32, 32), colour)]} for colour in ("red", "blue")]
+    else:
+        media = [{"audios": [rng.randn(n).astype("float32")]} for n in (16000, 8000)]
+    marker = PLACEHOLDERS[modality]
+    batch = mm.Processor(model)([mm.Example(f"Look at {marker} now", "ok", **m) for m in media])
+    token = model.placeholder_ids[modality]
+    slots = [int(n) for n in (batch["input_ids"] == token).sum(1)]
+    assert slots[0] > 1 and slots[1] > 1, slots
+    first_text = int((batch["input_ids"][0] != token).nonzero()[0])
+    batch["input_ids"][0, first_text] = token  # row 0: one placeholder too many
+    batch["input_ids"][1, int((batch["input_ids"][1] == token).nonzero()[0])] = 3  # row 1: one too few
+    assert int((batch["input_ids"] == token).sum()) == sum(slots)  # the batch's count still matches
+    with pytest.raises(PlaceholderMismatchError, match=rf"row 0: the prompt holds {slots[0] + 1} {marker} tokens "
+                                                       rf"but {modality} inputs 0-1 give {sum(slots)} adapter tokens"):
+        model(**batch)
+    batch["input_ids"][0, first_text] = 3  # row 0 right again: row 1 is one short
+    with pytest.raises(PlaceholderMismatchError, match=rf"row 1: the prompt holds {slots[1] - 1} {marker} tokens "
+                                                       rf"but {modality} input 1 gives {slots[1]} adapter tokens"):
         model(**batch)
 
 

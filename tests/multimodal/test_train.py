@@ -13,6 +13,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+import multimodal as mm
 from multimodal.config import load_config
 from multimodal.train import train
 
@@ -47,12 +48,17 @@ def test_tiny_config_loss_falls(tmp_path):
     assert saved["train"] == saved["eval"] == str(data), "the checkpoint names the data it was trained on"
 
 
-def test_text_task_trains_on_a_jsonl_file(tmp_path):
-    data = text_file(tmp_path / "t.jsonl")
+def test_text_task_trains_on_a_jsonl_file(tmp_path, monkeypatch):
+    data = text_file(tmp_path / "t.jsonl")  # 24 rows, "fruit" and "weather" in turn
     config = load_config(ROOT / "configs/tiny.yaml", FAST + ["data.task=classify", "training.max_steps=4",
                                                               "training.grad_accum_steps=2"])
+    # The tiny model answers nothing right after 4 steps; answering "fruit" to everything gives known metrics.
+    monkeypatch.setattr(mm.MultimodalModel, "generate",
+                        lambda self, batch, config=None: ["fruit"] * len(batch["input_ids"]))
     summary = train(config, tmp_path / "run", train_data=data, eval_data=data, progress=False)
-    assert summary["steps"] == 4 and 0.0 <= summary["eval"]["accuracy"] <= 1.0
+    assert summary["steps"] == 4 and summary["eval"]["n_examples"] == 24
+    # 12 of 24 right; F1 of "fruit" 2 * 12 / (24 + 12), of "weather" 0
+    assert summary["eval"]["accuracy"] == 0.5 and summary["eval"]["macro_f1"] == pytest.approx((24 / 36 + 0) / 2)
 
 
 def test_existing_run_needs_resume(tmp_path):
