@@ -10,15 +10,26 @@ import torch
 from .errors import InputFileError, check_readable_file
 
 SAMPLE_RATE = 16000  # every audio encoder consumes 16 kHz mono
+# The rates a file or array may declare. Below 4 kHz no speech band is left; a header that says 1 Hz is a corrupt
+# field, and resampling it to 16 kHz would turn a 100 kB file into 3 GB. 768 kHz is the fastest audio hardware.
+MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 768_000
+READ_BLOCK_SAMPLES = 1 << 22  # soundfile decodes 16 MB at a time, never the amount a header declares
 RESAMPLE_QUALITY = "HQ"  # soxr high quality, the same resampler librosa uses by default (soxr_hq)
 AUDIO = "audio"
 
 
 def _read_soundfile(path: str) -> tuple[np.ndarray, int]:
+    """``(samples (1, N), sample_rate)``, channels averaged, read block by block until the data ends: a header that
+    declares hours in a small file (an MP3's Xing frame count, a FLAC's total) allocates nothing for them."""
     import soundfile
 
-    samples, sample_rate = soundfile.read(path, dtype="float32", always_2d=True)  # (N, C)
-    return samples.T, int(sample_rate)  # (C, N)
+    with soundfile.SoundFile(path) as f:
+        block_frames = max(1, READ_BLOCK_SAMPLES // max(f.channels, 1))
+        blocks = []
+        while len(block := f.read(block_frames, dtype="float32", always_2d=True)):  # (n, C)
+            blocks.append(block.mean(axis=1, dtype=np.float32))  # (n,)
+        return np.concatenate(blocks or [np.zeros(0, np.float32)])[None, :], int(f.samplerate)  # (1, N)
 
 
 def _read_ffmpeg(path: str) -> tuple[np.ndarray, int]:
@@ -97,6 +108,13 @@ def resample(waveform: np.ndarray, orig_sample_rate: int, target_sample_rate: in
     return resampled.astype(np.float32, copy=False)
 
 
+def check_sample_rate(sample_rate: int | None, path: str | None) -> None:
+    """Raise InputFileError naming `path` (None: an array) for a rate outside MIN_SAMPLE_RATE..MAX_SAMPLE_RATE."""
+    if sample_rate is None or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise InputFileError(AUDIO, path, f"sample rate {sample_rate} Hz is outside the {MIN_SAMPLE_RATE}.."
+                                          f"{MAX_SAMPLE_RATE} Hz that audio is read at")
+
+
 def load_audio(source: str | os.PathLike | np.ndarray | torch.Tensor, sample_rate: int | None = None) -> np.ndarray:
     """Read a file or array into a float32 mono waveform ``(N,)`` at 16 kHz.
 
@@ -116,8 +134,7 @@ def load_audio(source: str | os.PathLike | np.ndarray | torch.Tensor, sample_rat
     else:
         raise InputFileError(AUDIO, None, f"expected a path, numpy array or torch tensor, got {type(source).__name__}")
 
-    if sample_rate is None or sample_rate <= 0:
-        raise InputFileError(AUDIO, path, f"invalid sample rate {sample_rate}")
+    check_sample_rate(sample_rate, path)
     if samples.shape[-1] == 0:
         raise InputFileError(AUDIO, path, "no audio samples (empty)")
     if not np.all(np.isfinite(samples)):
@@ -125,4 +142,6 @@ def load_audio(source: str | os.PathLike | np.ndarray | torch.Tensor, sample_rat
 
     waveform = samples.mean(axis=0, dtype=np.float32)  # (N,)
     waveform = resample(waveform, sample_rate, SAMPLE_RATE)
+    if len(waveform) == 0:  # e.g. one sample at 32 kHz
+        raise InputFileError(AUDIO, path, f"shorter than one sample at {SAMPLE_RATE} Hz")
     return np.ascontiguousarray(waveform, dtype=np.float32)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import mmap
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -10,6 +13,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import InputFileError, check_readable_file
 
 MAX_SIDE = 4096  # longer sides above this are downscaled (keeping the aspect ratio)
+# Pixels a file may declare (134 M: a 100-megapixel photo fits). Decoding takes ~3-4 bytes a pixel before the
+# downscale, so a 50-byte PNG that declares 50,000 x 50,000 pixels is refused from its header, not decoded into 10 GB.
+MAX_PIXELS = 1 << 27
 BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white
 UINT8_MAX = 255
 UINT16_MAX = 65535
@@ -79,16 +85,47 @@ def _array_to_image(array: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array))  # uint8 (H, W) -> L, (H, W, 3) -> RGB, (H, W, 4) -> RGBA
 
 
-def _open_file(path: str) -> Image.Image:
+def check_image_size(size: tuple[int, int], path: str) -> None:
+    """Raise InputFileError naming `path` when a header declares more than MAX_PIXELS pixels."""
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise InputFileError(IMAGE, path, f"declares {width} x {height} pixels, more than the {MAX_PIXELS:,} "
+                                          "that are decoded (a decompression bomb, or an image to downscale first)")
+
+
+@contextmanager
+def _opened(path: str) -> Iterator[Image.Image]:
+    """The image in a file, its header read and its size checked; any failure inside is an InputFileError."""
     check_readable_file(IMAGE, path)
     try:
-        with Image.open(path) as image:
-            image.load()  # decode now, so corrupt or truncated data fails here
-            return ImageOps.exif_transpose(image)
+        # Pillow reads a memory map of the file, where a read past the end returns what is there: from a file object
+        # it would allocate the length a chunk declares (a 200-byte PNG whose IDAT says 200 MB).
+        with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            with Image.open(data) as image:  # reads the header only
+                check_image_size(image.size, path)
+                yield image
+    except InputFileError:
+        raise
     except UnidentifiedImageError:
         raise InputFileError(IMAGE, path, "not an image file (unknown format)") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:  # Pillow's own limit, met when opening the header
+        raise InputFileError(IMAGE, path, f"declares too many pixels ({error})") from None
+    except MemoryError:
+        raise InputFileError(IMAGE, path, "too large to decode in the memory available") from None
+    except (OSError, ValueError, SyntaxError) as error:
         raise InputFileError(IMAGE, path, f"corrupt or unsupported image ({error})") from error
+
+
+def _open_file(path: str) -> Image.Image:
+    with _opened(path) as image:
+        image.load()  # decode now, so corrupt or truncated data fails here
+        return ImageOps.exif_transpose(image)
+
+
+def probe_image(path: str | os.PathLike) -> None:
+    """Check a file's header and structure without decoding its pixels; InputFileError naming it if they are bad."""
+    with _opened(os.fspath(path)) as image:
+        image.verify()
 
 
 def load_image(source: str | os.PathLike | Image.Image | np.ndarray, max_side: int = MAX_SIDE) -> Image.Image:

@@ -54,7 +54,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     model = mm.load(args.model)
     task = get_task(args.task or _model_task(model, args.model))
-    rows = load_rows(args.data, task, "skip" if args.skip_bad_rows else "error", split=args.split)
+    rows = load_rows(args.data, task, "skip" if args.skip_bad_rows else "error", split=args.split,
+                     follow_symlinks=args.follow_symlinks)
     settings = decoding_settings(model, task.name, decoder=args.decoder, lexicon=args.lexicon, lm=args.lm,
                                  rescore=args.rescore)
     metrics = evaluate(model, rows, task, batch_size=args.batch_size, max_examples=args.max_examples, progress=True,
@@ -348,6 +349,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--max-examples", type=int, default=0, help="0 = all")
     e.add_argument("--skip-bad-rows", action="store_true", help="warn about bad rows and leave them out")
+    e.add_argument("--follow-symlinks", action="store_true",
+                   help="accept files that are symlinks to files outside the data folder (refused by default)")
     e.add_argument("--format", choices=["table", "json"], default="table")
     e.add_argument("--decoder", choices=["lm", "ctc"], help="transcribe: LM generation or CTC head (default: the "
                    "model's shipped setting, else lm)")
@@ -509,17 +512,31 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    failure = ""
     try:
         code = args.func(args)
     except USER_ERRORS as e:
         if args.verbose:
             raise
-        print(f"multimodal {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        failure, code = f"error: {e}", 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        failure, code = "interrupted" + _how_to_resume(args), 130
+    if failure:  # said after the except block: by then the command's progress bar has closed, above this line
+        print(f"multimodal {args.command}: {failure}", file=sys.stderr)
     return code or 0
+
+
+def _how_to_resume(args: argparse.Namespace) -> str:
+    """For an interrupted `train`: where its last checkpoint is and how to continue from it."""
+    from pathlib import Path
+
+    from multimodal.checkpoint import recover
+
+    if args.command != "train":
+        return ""
+    if not recover(Path(args.output) / "last").exists():
+        return f"; nothing was saved in '{args.output}' yet"
+    return f"; '{args.output}/last' holds the last step saved: run the same command with --resume to continue"
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ class ConfigError(ValueError):
     """A configuration key, value or file that does not fit the dataclasses."""
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few kB: a larger file is something else (e.g. a data file)
+MAX_DEPTH = 32  # nesting levels (ours have 6); deeper YAML is refused before Python's recursion limit is met
+MAX_VALUES = 100_000  # values once YAML aliases are expanded: "billion laughs" are refused, never copied out
+
+
 @dataclass
 class AdapterConfig:
     """Token reduction then projection from an encoder's width to the LM's width."""
@@ -137,6 +142,9 @@ class DataConfig:
     eval: str | list[str] = ""  # of them (a mixture: rows of every source, concatenated)
     max_text_tokens: int = 128  # longer targets are cut
     on_bad_rows: Literal["error", "skip"] = "error"  # skip = warn and leave bad rows out
+    # A file_name that is a symlink to a file outside its folder is a bad row, unless this is true (a subset of a
+    # bigger corpus made of links); a link that stays inside the folder is always fine.
+    follow_symlinks: bool = False
     num_workers: int = 2  # DataLoader worker processes that decode and tokenize (streaming: at most 1)
     streaming: bool = False  # read training rows as they are consumed (sets larger than memory or disk)
     augment: AudioAugmentConfig = field(default_factory=AudioAugmentConfig)  # training audio only
@@ -167,15 +175,63 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file '{path}' does not exist")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file '{path}' holds {path.stat().st_size:,} bytes; a config is a few kB "
+                              f"(at most {MAX_CONFIG_BYTES:,})")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file '{path}' is not valid YAML: {e}") from None
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file '{path}' is not UTF-8 text ({e})") from None
+        data = parse_yaml(text, f"config file '{path}'") or {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file '{path}' must hold a mapping at the top, got {type(data).__name__}")
     for item in overrides:
         apply_override(data, item, Config)
+        check_size(data, f"override '{item}'")  # `a.b.c...` keys nest too
     return from_dict(Config, data)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stopping at MAX_DEPTH levels as it composes them (it recurses once a level)."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise ConfigError(f"nests deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def parse_yaml(text: str, what: str) -> Any:
+    """YAML text -> plain data, within MAX_DEPTH levels and MAX_VALUES values; a ConfigError naming `what` (the
+    file or the override) otherwise, or when it is not YAML."""
+    try:
+        data = yaml.load(text, Loader=_BoundedLoader)
+    except ConfigError as e:
+        raise ConfigError(f"{what} {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} is not valid YAML: {e}") from None
+    check_size(data, what)
+    return data
+
+
+def check_size(data: Any, what: str) -> None:
+    """Walk `data` as its readers will, aliases expanded: a ConfigError naming `what` past MAX_DEPTH levels or
+    MAX_VALUES values (a YAML alias can repeat a list a billion times, or hold itself)."""
+    stack, n_values = [(data, 1)], 0
+    while stack:
+        value, depth = stack.pop()
+        n_values += 1
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{what} nests deeper than {MAX_DEPTH} levels")
+        if n_values > MAX_VALUES:
+            raise ConfigError(f"{what} holds more than {MAX_VALUES:,} values once its YAML aliases are expanded")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children)
 
 
 def apply_override(data: dict[str, Any], item: str, schema: type | None = None) -> None:
@@ -186,7 +242,7 @@ def apply_override(data: dict[str, Any], item: str, schema: type | None = None) 
         raise ConfigError(f"override '{item}' must look like section.key=value")
     if schema is not None:
         _check_key(schema, key.split("."), item)
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    value = parse_yaml(raw, f"override '{item}'") if raw.strip() else ""
     node = data
     parts = key.split(".")
     for part in parts[:-1]:
@@ -223,7 +279,10 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
         raise ConfigError(f"unknown config key '{name}'; valid keys here: {_field_names(cls)}")
     hints = typing.get_type_hints(cls)
     values = {k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as e:  # the dataclass's own check of its values (__post_init__)
+        raise ConfigError(f"'{where or 'config'}': {e}") from None
 
 
 def to_dict(config: Any) -> dict[str, Any]:

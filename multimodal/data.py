@@ -6,13 +6,17 @@ Accepted sources (`load_rows`):
 - a JSONL / JSON / CSV file with `text,label` (text tasks) or `file_name,...` (paths relative to the file);
 - a `datasets.Dataset` / `DatasetDict`, or a folder written by `Dataset.save_to_disk`;
 - a list of any of these: a mixture, their rows concatenated (e.g. two caption corpora).
-Every row is checked on load: missing column, empty text, a `file_name` that is missing, unreadable or
-escapes its folder. Bad rows are one `DataError` listing them, or (data.on_bad_rows=skip) a warning.
+Every row is checked on load: missing column, empty text or NaN, a mapping where text belongs, a `file_name`
+that is missing, unreadable, escapes its folder or (unless data.follow_symlinks) is a symlink to a file outside
+it. Bad rows are one `DataError` listing them, or (data.on_bad_rows=skip) a warning. A file `datasets` cannot
+read (not UTF-8, malformed) is a `DataError` naming it.
 """
 
 from __future__ import annotations
 
+import codecs
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 MAX_LISTED_ROWS = 10  # bad rows shown in one error
+UTF8_CHECK_BYTES = 1 << 20  # data files are checked to be UTF-8 this many bytes at a time
 BUCKET_BATCHES = 50  # length bucketing sorts within windows of this many batches
 
 
@@ -38,22 +43,26 @@ class DataError(ValueError):
 # Loading and checking
 
 
-def load_rows(source: Any, task: Task, on_bad_rows: str = "error", split: str = "train"):
+def load_rows(source: Any, task: Task, on_bad_rows: str = "error", split: str = "train", follow_symlinks: bool = False):
     """A checked `datasets.Dataset` with the task's columns; media columns hold absolute paths or objects.
 
     A list of sources is a mixture: each is loaded and checked on its own, then their rows are concatenated.
+    `follow_symlinks` (data.follow_symlinks) accepts a `file_name` that is a symlink to a file outside its folder.
     """
     import datasets
 
     if isinstance(source, (list, tuple)):
-        return _load_mixture(source, task, on_bad_rows, split)
+        return _load_mixture(source, task, on_bad_rows, split, follow_symlinks)
     if isinstance(source, datasets.DatasetDict):
         source = _pick_split(source, split, "the DatasetDict")
     if isinstance(source, datasets.Dataset):
         rows, base = source, None
     else:
         rows, base = _read_path(Path(source), split)
-    rows = task.prepare_rows(rows, _name(source))  # e.g. NER `text,entities` -> `tokens,tags`
+    try:
+        rows = task.prepare_rows(rows, _name(source))  # e.g. NER `text,entities` -> `tokens,tags`
+    except ValueError as e:  # tasks do not know DataError
+        raise DataError(str(e) if _name(source) in str(e) else f"{_name(source)}: {e}") from None
     media = task.input_column if task.modality != "text" else None
     if media and media not in rows.column_names and "file_name" in rows.column_names:
         rows = rows.rename_column("file_name", media)
@@ -68,7 +77,7 @@ def load_rows(source: Any, task: Task, on_bad_rows: str = "error", split: str = 
     keep: list[int] = []
     lengths: list[float] = []
     for i, row in enumerate(rows.select_columns(list(task.required_columns))):
-        problem, length = check_row(row, task, base)
+        problem, length = check_row(row, task, base, follow_symlinks)
         if problem:
             bad.append((i, problem))
         else:
@@ -83,18 +92,18 @@ def load_rows(source: Any, task: Task, on_bad_rows: str = "error", split: str = 
         log.warning("%s; skipped", message)
     if not keep:
         raise DataError(f"{_name(source)}: no usable rows for task '{task.name}'")
+    rows = rows.select(keep) if bad else rows
     if media and base is not None:  # absolute paths, so workers and checkpoints need no base dir
         rows = rows.map(lambda r: {media: str((base / r[media]).resolve())}, desc="resolving paths")
-    rows = rows.select(keep) if bad else rows
     return rows.add_column("length", lengths)
 
 
-def _load_mixture(sources: list | tuple, task: Task, on_bad_rows: str, split: str):
+def _load_mixture(sources: list | tuple, task: Task, on_bad_rows: str, split: str, follow_symlinks: bool):
     import datasets
 
     if not sources:
         raise DataError("the list of data sources is empty")
-    parts = [load_rows(s, task, on_bad_rows, split) for s in sources]
+    parts = [load_rows(s, task, on_bad_rows, split, follow_symlinks) for s in sources]
     # Sources may carry different extra columns: keep the task's and those all of them have with one type (e.g.
     # `voice`, which phone CTC targets read), so the parts concatenate.
     required = [*task.required_columns, "length"]
@@ -132,7 +141,10 @@ def _read_path(path: Path, split: str):
         raise DataError(f"data path '{path}' does not exist")
     if path.is_dir():
         if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
-            loaded = datasets.load_from_disk(str(path))
+            try:
+                loaded = datasets.load_from_disk(str(path))
+            except Exception as e:  # noqa: BLE001 - a damaged save raises many kinds
+                raise DataError(f"cannot read the saved dataset '{path}': {e}") from None
             return (_pick_split(loaded, split, f"'{path}'") if isinstance(loaded, datasets.DatasetDict) else loaded), None
         meta = next((path / m for m in METADATA_FILES if (path / m).is_file()), None)
         if meta is None:
@@ -147,32 +159,59 @@ def _read_table(path: Path):
     kind = {".jsonl": "json", ".json": "json", ".csv": "csv"}.get(path.suffix.lower())
     if kind is None:
         raise DataError(f"data file '{path}' must be .jsonl, .json or .csv")
+    _check_utf8(path)  # pyarrow reads invalid UTF-8 into strings that fail later, in whichever row touches them
     try:
         return datasets.load_dataset(kind, data_files=str(path), split="train")
     except Exception as e:  # datasets raises many kinds for a malformed file
-        raise DataError(f"cannot read data file '{path}': {e}") from None
+        cause = f" ({e.__cause__})" if e.__cause__ else ""  # e.g. pyarrow's parse error under DatasetGenerationError
+        raise DataError(f"cannot read data file '{path}': {e or type(e).__name__}{cause}") from None
 
 
-def check_row(row: dict[str, Any], task: Task, base: Path | None) -> tuple[str, float]:
-    """(problem or "", length used for bucketing) for one row."""
+def _check_utf8(path: Path) -> None:
+    """A DataError naming `path` and the line where it stops being UTF-8, or if it is empty."""
+    if path.stat().st_size == 0:
+        raise DataError(f"data file '{path}' is empty")
+    decoder, line = codecs.getincrementaldecoder("utf-8")(), 1
+    with open(path, "rb") as f:
+        while chunk := f.read(UTF8_CHECK_BYTES):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                line += chunk.count(b"\n", 0, max(e.start, 0))
+                raise DataError(f"data file '{path}' is not UTF-8 text (line {line}: {e.reason})") from None
+            line += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as e:
+            raise DataError(f"data file '{path}' is not UTF-8 text (it ends inside a character: {e.reason})") from None
+
+
+def check_row(row: dict[str, Any], task: Task, base: Path | None, follow_symlinks: bool = False) -> tuple[str, float]:
+    """(problem or "", length used for bucketing) for one row; `base` is the folder its file names are in."""
     target = row[task.target_column]
-    if target is None or not str(target).strip():
+    if _is_empty(target):
         return f"empty '{task.target_column}'", 0.0
+    if problem := _not_text(target, task.target_column, lists=bool(task.head)):
+        return problem, 0.0
     if task.modality == "text":
         text = row[task.input_column]
-        if text is None or not str(text).strip() or (isinstance(text, list) and not text):
+        if _is_empty(text):
             return f"empty '{task.input_column}'", 0.0
+        if problem := _not_text(text, task.input_column, lists=bool(task.head)):
+            return problem, 0.0
         return task.check(row), float(len(str(text)))
     value = row[task.input_column]
-    if not isinstance(value, (str, os.PathLike)):
+    if base is not None and value is not None and not isinstance(value, str):
+        return f"file_name {value!r} is not a file name (a {type(value).__name__})", 0.0
+    if not isinstance(value, (str, os.PathLike)):  # a `datasets` Image or Audio value
         return ("", 1.0) if value is not None else (f"empty '{task.input_column}'", 0.0)
     if not str(value).strip():
         return "empty 'file_name'", 0.0
+    if "\0" in str(value):  # no file has one; os calls raise ValueError on it
+        return f"file_name {str(value)!r} holds a NUL character", 0.0
     file = Path(value) if base is None else base / value
-    # Lexical check: '../x' or an absolute name leaves the folder; a symlink inside it (a subset linked to the
-    # files of a bigger corpus) is the user's choice and is followed.
-    if base is not None and not Path(os.path.normpath(file)).is_relative_to(os.path.normpath(base)):
-        return f"file_name '{value}' escapes the folder '{base}'", 0.0
+    if base is not None and (problem := _leaves_folder(value, file, base, follow_symlinks)):
+        return problem, 0.0
     if not file.is_file():
         return f"file '{value}' does not exist", 0.0
     try:
@@ -181,13 +220,39 @@ def check_row(row: dict[str, Any], task: Task, base: Path | None) -> tuple[str, 
         return f"file '{value}' is unreadable ({type(e).__name__}: {e})", 0.0
 
 
+def _is_empty(value: Any) -> bool:
+    return (value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip()
+            or (isinstance(value, list) and not value))
+
+
+def _not_text(value: Any, column: str, lists: bool) -> str:
+    """Why a text or label value cannot be read ("" when it can): a mapping never; a list only where a head reads
+    it (multi-label, NER tokens and tags): the LM reads and writes text."""
+    if isinstance(value, dict) or (isinstance(value, list) and not lists):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        return f"'{column}' holds a {type(value).__name__}, not text: {shown}"
+    return ""
+
+
+def _leaves_folder(value: str, file: Path, base: Path, follow_symlinks: bool) -> str:
+    """Why `file` (file_name `value`) is not a file of the folder `base` ("" when it is)."""
+    # '../x' or an absolute name leaves the folder whatever is on disk
+    if not Path(os.path.normpath(file)).is_relative_to(os.path.normpath(base)):
+        return f"file_name '{value}' escapes the folder '{base}'"
+    # a symlink (the file, or a folder on its way) to a place outside: followed only when the user says so
+    target = Path(os.path.realpath(file))
+    if not follow_symlinks and not target.is_relative_to(os.path.realpath(base)):
+        return (f"file_name '{value}' is a symlink to '{target}', outside the folder '{base}' (set "
+                f"data.follow_symlinks=true to follow links out of the folder)")
+    return ""
+
+
 def _probe(file: Path, modality: str) -> float:
     """Read only the header: image -> 1.0; audio -> duration in seconds."""
     if modality == "image":
-        from PIL import Image
+        from encoders.image_io import probe_image
 
-        with Image.open(file) as im:
-            im.verify()
+        probe_image(file)
         return 1.0
     import soundfile
 

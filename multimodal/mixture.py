@@ -113,8 +113,10 @@ class Mixture:
         self.tasks: list[MixtureTask] = []
         for name, entry in zip(names, dc.mixture):
             task = get_task(entry.task)
-            eval_rows = load_rows(entry.eval, task, dc.on_bad_rows, split="validation") if entry.eval else None
-            rows = load_rows(entry.train, task, dc.on_bad_rows, split="train")
+            links = dc.follow_symlinks
+            eval_rows = (load_rows(entry.eval, task, dc.on_bad_rows, split="validation", follow_symlinks=links)
+                         if entry.eval else None)
+            rows = load_rows(entry.train, task, dc.on_bad_rows, split="train", follow_symlinks=links)
             max_examples = dc.eval_max_examples if entry.eval_max_examples < 0 else entry.eval_max_examples
             self.tasks.append(MixtureTask(name, task, entry.weight, rows, eval_rows, max_examples))
         weights = np.array([t.weight for t in self.tasks], dtype=np.float64)

@@ -13,23 +13,23 @@ the file, never a silent random init. All shipped weights together stay within `
 replaced only when its headline test metric improves, so the repository's history stays small.
 
 `ship` writes such a folder from a trained checkpoint: it stores the trained weights in bf16, scores that
-bf16 model on the test split (a split no choice was made on) with a bootstrap interval, and records it all.
+bf16 model on the test split (a split no choice was made on) with a bootstrap interval, and records it all. It
+writes in a temporary folder renamed into place (`checkpoint.replace_dir`): a ship that fails or is killed
+leaves the shipped model as it was.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from multimodal.checkpoint import CheckpointError, replace_dir
+from multimodal.checkpoint import CheckpointError, recover, replace_dir, sha256, staging
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 MANIFEST = "manifest.json"
@@ -72,13 +72,22 @@ def _root(root: Path | None) -> Path:
     return Path(root) if root is not None else SHIPPED_DIR
 
 
+def _folder(name: str, root: Path | None) -> Path:
+    """Shipped model `name`'s folder, or the previous one if a `ship` was killed between its two renames."""
+    return recover(_root(root) / name)
+
+
 def names(root: Path | None = None) -> list[str]:
     root = _root(root)
-    return sorted(p.name for p in root.iterdir() if (p / MANIFEST).is_file()) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    found = {p.name for p in root.iterdir() if not p.name.startswith(".")}  # not a ship's temporary dirs
+    found |= {p.name[1:].rsplit(".old-", 1)[0] for p in root.glob(".*.old-*")}  # moved aside by a killed ship
+    return sorted(n for n in found if (_folder(n, root) / MANIFEST).is_file())
 
 
 def read_manifest(name: str, root: Path | None = None) -> Manifest:
-    path = _root(root) / name / MANIFEST
+    path = _folder(name, root) / MANIFEST
     if not path.is_file():
         known = ", ".join(names(root)) or "none yet"
         raise ShippedModelError(f"no shipped model named '{name}' (shipped: {known})")
@@ -88,18 +97,10 @@ def read_manifest(name: str, root: Path | None = None) -> Manifest:
         raise ShippedModelError(f"shipped model '{name}': {path} is unreadable ({e})") from None
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verified_dir(name: str, root: Path | None = None) -> Path:
     """The folder of shipped model `name`, after checking every recorded file's size and sha256."""
     manifest = read_manifest(name, root)
-    folder = _root(root) / name
+    folder = _folder(name, root)
     for rel, recorded in manifest.files.items():
         path = folder / rel
         if not path.is_file():
@@ -113,7 +114,7 @@ def verified_dir(name: str, root: Path | None = None) -> Path:
 
 def decoding_of(name: str, root: Path | None = None) -> dict[str, Any]:
     """Shipped model `name`'s decoding settings, with the files it ships (lexicon, lm) as paths in its folder."""
-    return _in_folder(read_manifest(name, root).decoding, _root(root) / name)
+    return _in_folder(read_manifest(name, root).decoding, _folder(name, root))
 
 
 def _in_folder(decoding: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -191,9 +192,7 @@ def ship(checkpoint: str | Path, name: str, test_data: Any, card: str | Path | N
     if unknown:
         raise ValueError(f"decoding settings {sorted(unknown)} do not apply to task '{task.name}' "
                          f"(it takes: {', '.join(DECODING_KEYS.get(task.name, ())) or 'none'})")
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with staging(root / name) as tmp:  # a killed or failed ship leaves the shipped model as it was
         save(model, tmp / "model", adapter_only=True, dtype=torch.bfloat16)
         shipped = load(tmp / "model")  # the bf16 weights are what users get: score those
         stored = dict(decoding or {})
@@ -213,15 +212,15 @@ def ship(checkpoint: str | Path, name: str, test_data: Any, card: str | Path | N
         headline = {"metric": metric, "value": metrics[metric], "low": metrics[f"{metric}_low"],
                     "high": metrics[f"{metric}_high"], "split": _portable(str(test_data)),
                     "n_examples": metrics["n_examples"], "command": _portable(command), "all": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
-        old = read_manifest(name, root) if (root / name / MANIFEST).is_file() else None
+        old = read_manifest(name, root) if name in names(root) else None
         if old is not None and not force and not _better(headline, old.headline):
             raise ValueError(f"shipped model '{name}' already has {metric} {old.headline['value']:.4f}; the new one has "
                              f"{headline['value']:.4f}: a model is replaced only when it improves (force=True overrides)")
         folder = tmp / "model"
         if card is not None:
             shutil.copyfile(card, folder / CARD)
-        elif old is not None and (root / name / CARD).is_file():
-            shutil.copyfile(root / name / CARD, folder / CARD)
+        elif old is not None and (_folder(name, root) / CARD).is_file():
+            shutil.copyfile(_folder(name, root) / CARD, folder / CARD)
         files = {str(p.relative_to(folder)): {"sha256": sha256(p), "bytes": p.stat().st_size}
                  for p in sorted(folder.rglob("*")) if p.is_file() and p.name != CARD}
         manifest = Manifest(name=name, task=task.name, headline=headline, files=files, decoding=stored,
@@ -233,8 +232,6 @@ def ship(checkpoint: str | Path, name: str, test_data: Any, card: str | Path | N
                              f"{BUDGET_BYTES / 1e6:.0f} MB budget")
         (folder / MANIFEST).write_text(json.dumps(manifest.__dict__, indent=2) + "\n")
         replace_dir(folder, root / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return manifest
 
 

@@ -43,7 +43,10 @@ def open_stream(source: str | Path, task: Task):
     kind = {".jsonl": "json", ".json": "json", ".csv": "csv"}.get(path.suffix.lower())
     if kind is None:
         raise DataError(f"data file '{path}' must be .jsonl, .json or .csv")
-    stream = datasets.load_dataset(kind, data_files=str(path), split="train", streaming=True)
+    try:
+        stream = datasets.load_dataset(kind, data_files=str(path), split="train", streaming=True)
+    except Exception as e:  # noqa: BLE001 - datasets raises many kinds for a malformed file
+        raise DataError(f"cannot read data file '{path}': {e}") from None
     return stream, base
 
 
@@ -51,9 +54,9 @@ class StreamingTaskDataset(torch.utils.data.IterableDataset):
     """One rank's shuffled stream of task examples for one epoch, from example `start` on."""
 
     def __init__(self, source: str | Path, task: Task, seed: int, on_bad_rows: str, rank: int = 0, world_size: int = 1,
-                 augment: Any = None):
+                 augment: Any = None, follow_symlinks: bool = False):
         self.source, self.task, self.seed, self.on_bad_rows = source, task, seed, on_bad_rows
-        self.augment = augment
+        self.augment, self.follow_symlinks = augment, follow_symlinks  # data.follow_symlinks (multimodal/data.py)
         self.rank, self.world_size = rank, world_size
         self.epoch, self.start = 0, 0
         open_stream(source, task)  # fail now, not in a worker, on a missing or malformed source
@@ -73,7 +76,8 @@ class StreamingTaskDataset(torch.utils.data.IterableDataset):
             if media and media not in row and "file_name" in row:
                 row[media] = row.pop("file_name")
             missing = [c for c in self.task.required_columns if c not in row]
-            problem = f"missing column(s) {missing}" if missing else check_row(row, self.task, base)[0]
+            problem = (f"missing column(s) {missing}" if missing
+                       else check_row(row, self.task, base, self.follow_symlinks)[0])
             if problem:
                 message = f"'{self.source}': bad row (epoch {self.epoch}, example {i} of rank {self.rank}): {problem}"
                 if self.on_bad_rows != "skip":

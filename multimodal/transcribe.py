@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from encoders import InputFileError, SAMPLE_RATE, load_audio
-from encoders.audio_io import resample, wav_declared_frames
+from encoders.audio_io import check_sample_rate, resample, wav_declared_frames
 from multimodal.generation import GenerationConfig
 from multimodal.processor import Example, Processor
 from tasks import get_task
@@ -63,6 +63,7 @@ class AudioSource:
                 import soundfile
 
                 self._file = soundfile.SoundFile(self.name)
+                check_sample_rate(self._file.samplerate, self.name)  # a 1 Hz header would plan hours of windows
                 declared = wav_declared_frames(self.name)
                 if self._file.frames == 0:
                     raise InputFileError("audio", self.name, "no audio samples (empty)")
@@ -84,9 +85,20 @@ class AudioSource:
         self.n_samples = len(self._waveform)
 
     def read(self, window: Window) -> np.ndarray:
-        """The window's samples, (N,) float32 at 16 kHz."""
+        """The window's samples, (N,) float32 at 16 kHz; an InputFileError naming the file where they cannot be
+        decoded (a file corrupt after its header) or are not finite."""
         if self._waveform is not None:
             return self._waveform[window.start : window.end]
+        try:
+            audio = self._decode(window)
+        except Exception as error:  # noqa: BLE001 - any decoder failing mid-file
+            raise InputFileError("audio", self.name, f"cannot decode {window.start_s():.1f}-{window.end_s():.1f} s "
+                                                     f"({error})") from error
+        if not np.isfinite(audio).all():
+            raise InputFileError("audio", self.name, "samples contain NaN or infinity")
+        return audio
+
+    def _decode(self, window: Window) -> np.ndarray:
         if self._decoder is not None:
             samples = self._decoder.get_samples_played_in_range(window.start / SAMPLE_RATE, window.end / SAMPLE_RATE)
             return samples.data[0].numpy()[: window.n_samples]  # (N,): mono, 16 kHz

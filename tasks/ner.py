@@ -212,5 +212,6 @@ class NerTask(Task):
         return check_tags(row.get("tokens"), row.get("tags"))
 
     def example(self, row: dict[str, Any], with_target: bool = True) -> dict[str, Any]:
-        text, spans = word_spans(list(row["tokens"]), row.get("text"))
+        text = row.get("text") if isinstance(row.get("text"), str) else None  # a number in `text`: the words joined
+        text, spans = word_spans(list(row["tokens"]), text)
         return {"text": text, "spans": spans, "tags": list(row["tags"]) if with_target else None}

@@ -332,7 +332,7 @@ def kokoro_model() -> Path:
 @functools.cache
 def _kokoro_engine():
     data = package_dir(KOKORO_DATA) / "data"
-    with np.load(data / "voices_ja.npz") as styles:
+    with np.load(data / "voices_ja.npz", allow_pickle=False) as styles:
         tables = {name: styles[name].astype(np.float32) for name in styles.files}  # each (510, 1, 256)
     vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
     return _session(kokoro_model()), tables, vocab

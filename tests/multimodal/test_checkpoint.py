@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 import multimodal as mm
-from multimodal.checkpoint import CheckpointError
+from multimodal.checkpoint import CheckpointError, sha256
 
 
 def batch_for(model):
@@ -93,6 +93,9 @@ def test_load_errors_name_the_problem(tiny_config_path, tmp_path):
     state = load_file(tmp_path / "c" / "model.safetensors")
     state.pop(next(iter(state)))
     save_file(state, tmp_path / "c" / "model.safetensors")
+    meta = json.loads((tmp_path / "c" / "checkpoint.json").read_text())  # a consistent file: its hash recorded
+    meta["sha256"]["model.safetensors"] = sha256(tmp_path / "c" / "model.safetensors")
+    (tmp_path / "c" / "checkpoint.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="missing"):
         mm.load(tmp_path / "c")
 
