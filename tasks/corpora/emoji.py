@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from tasks.corpora.emoji_names import Emoji, emoji_font_path, emoji_table
+from tasks.corpora.english import indefinite_article
 
 FONT_SIZE = 109  # the only size of the Noto Color Emoji bitmap strikes
 TILE_CANVAS = 160  # px; holds any glyph of the font drawn at the origin (the widest is 136 x 128)
@@ -63,8 +64,6 @@ MASS_NOUNS = {
     "garlic", "ginger root", "ice", "leafy green", "money", "oden", "popcorn", "salt", "spaghetti", "sushi",
 }
 SINGULAR_S = {"rhinoceros", "customs", "fleur-de-lis", "tennis"}  # end in "s" but name one thing
-A_BEFORE_VOWEL = ("one", "uni", "use", "eu", "ewe", "ufo", "u.s.", "utility")  # "a unicorn", "a one-piece"
-AN_BEFORE_CONSONANT = ("hour", "honest", "ng ", "sos ", "mx ", "x-ray", "mri ")  # "an hourglass", "an SOS button"
 HEAD_END_WORDS = {  # the head noun phrase ends before these ("face with big eyes" is one face)
     "with", "without", "of", "in", "on", "over", "behind", "from", "and", "showing", "blowing", "holding",
     "lifting", "playing", "wearing", "exhaling", "savoring", "vomiting", "biting", "peeking",
@@ -102,15 +101,6 @@ FLAG_NAMES_WITH_THE = {  # "the flag of the Netherlands"; also every "... Island
 KEYCAP_WORDS = {"#": "a number sign", "*": "an asterisk"}
 
 
-def _article(phrase: str) -> str:
-    lower = phrase.lower() + " "
-    if lower.startswith(AN_BEFORE_CONSONANT):
-        return "an"
-    if lower.startswith(A_BEFORE_VOWEL):
-        return "a"
-    return "an" if lower[0] in "aeiou" else "a"
-
-
 def _with_article(phrase: str) -> str:
     """"red apple" -> "a red apple"; plurals and mass nouns ("footprints", "sushi") keep no article."""
     words = phrase.split()
@@ -119,13 +109,13 @@ def _with_article(phrase: str) -> str:
     plural = (last.endswith("s") and not last.endswith(("ss", "us", "is")) and last not in SINGULAR_S)
     if plural or " ".join(head) in MASS_NOUNS or words[0] in NO_ARTICLE_FIRST_WORDS:
         return phrase
-    return f"{_article(phrase)} {phrase}"
+    return f"{indefinite_article(phrase)} {phrase}"
 
 
 def _people(names: Sequence[str]) -> str:
     """["man", "boy", "boy"] -> "a man and two boys" (first-appearance order)."""
     counts = Counter(names)
-    parts = [f"{_article(n)} {n}" if k == 1 else f"{NUMBER_WORDS.get(k, str(k))} {PLURALS.get(n, n + 's')}"
+    parts = [f"{indefinite_article(n)} {n}" if k == 1 else f"{NUMBER_WORDS.get(k, str(k))} {PLURALS.get(n, n + 's')}"
              for n, k in counts.items()]
     return _join(parts)
 
@@ -148,7 +138,7 @@ def emoji_phrase(name: str, subgroup: str = "") -> str:
     if name in SPECIAL_NAMES:
         return SPECIAL_NAMES[name]
     if name in SIGN_NAMES or name.startswith("no "):  # "an infinity sign", "a no entry sign"
-        return f"{_article(name)} {name} sign"
+        return f"{indefinite_article(name)} {name} sign"
     if subgroup == "zodiac":
         return f"the zodiac sign {name}"
     if name.endswith("o'clock") or re.fullmatch(r"[a-z]+-thirty", name):

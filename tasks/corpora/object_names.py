@@ -21,6 +21,8 @@ import html
 import re
 from functools import lru_cache
 
+from tasks.corpora.english import indefinite_article
+
 MAX_NAME_WORDS = 4
 MAX_STEM_WORDS = 2  # of a name read from a clip-art file name
 ARTICLES = ("a", "an", "the", "some")
@@ -121,8 +123,6 @@ THE_NAMES = {"sun", "moon", "earth", "Moon", "Earth", "full Moon"}  # "the sun"
 NO_ARTICLE_NAMES = {"Jupiter", "Saturn", "Mars", "Venus", "Mercury", "Neptune", "Uranus", "Pluto", "Father Christmas"}
 HEAD_END_WORDS = {"of", "with", "in", "on", "for", "from"}  # "stack of books": the article's head is "stack"
 PLACE_PREPOSITIONS = {"in", "on", "with", "inside", "under", "against", "near", "at", "from", "as"}
-A_BEFORE_VOWEL = ("one", "uni", "use", "usa", "eu", "ewe", "ufo", "us ", "uk ", "utensil", "usb")
-AN_BEFORE_CONSONANT = ("hour", "honest", "heir", "lcd", "rca", "xbox", "x-ray", "mri", "sos", "hdmi")  # "an LCD"
 SINGULAR_S = {"rhinoceros", "lens", "gas", "canvas", "atlas", "christmas", "gallows", "chaos", "series", "species",
               "news", "tennis"}  # end in "s" but are not plurals
 IRREGULAR_PLURALS = {
@@ -180,16 +180,6 @@ def names_mentioned(caption: str, names: list[str] | set[str]) -> set[str]:
 
 
 # ---- articles ------------------------------------------------------------------------------------------------
-
-
-def indefinite_article(phrase: str) -> str:
-    """ "a" or "an" for the phrase's first sound, by spelling ("an owl", "a unicorn", "an hourglass")."""
-    lower = phrase.lower() + " "
-    if lower.startswith(AN_BEFORE_CONSONANT):
-        return "an"
-    if lower.startswith(A_BEFORE_VOWEL):
-        return "a"
-    return "an" if lower[0] in "aeiou" else "a"
 
 
 def default_article(name: str) -> str:

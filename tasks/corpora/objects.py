@@ -37,7 +37,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tasks.corpora.object_names import head_noun, indefinite_article, name_key
+from tasks.corpora.english import indefinite_article
+from tasks.corpora.object_names import head_noun, name_key
 from tasks.corpora.object_sources import (
     PLACES,
     NamedObject,

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from hypothesis import strategies as st
+
 MAX_PEAK_MB = 200  # Python and numpy allocations of one example (tracemalloc sees numpy's buffers)
 MAX_SECONDS = 20  # one example
 HANG_S = 120  # an example still running after this is a hang: its input and every thread's stack go to HANG_LOG,
@@ -68,3 +70,18 @@ def write(folder: Path, data: bytes, suffix: str) -> Path:
     with os.fdopen(handle, "wb") as f:
         f.write(data)
     return Path(name)
+
+
+@st.composite
+def mutated_file(draw, seeds: dict[str, bytes], head: int) -> tuple[bytes, str]:
+    """(bytes, suffix): one of `seeds` (suffix -> a small valid file) with 1-8 bytes overwritten, most of them in
+    its first `head` bytes where the header fields are, then possibly cut short."""
+    suffix = draw(st.sampled_from(sorted(seeds)))
+    data = bytearray(seeds[suffix])
+    head = min(len(data), head)
+    for _ in range(draw(st.integers(1, 8))):
+        at = draw(st.one_of(st.integers(0, head - 1), st.integers(0, len(data) - 1)))
+        data[at] = draw(st.integers(0, 255))
+    if draw(st.booleans()):
+        data = data[: draw(st.integers(0, len(data)))]
+    return bytes(data), suffix

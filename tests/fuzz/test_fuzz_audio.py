@@ -24,7 +24,7 @@ from encoders.audio_io import wav_declared_frames
 from multimodal.transcribe import AudioSource
 from tasks.long_audio import Window
 
-from .properties import assert_clear_error, run_bounded, write
+from .properties import assert_clear_error, mutated_file, run_bounded, write
 
 SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".bin")
 WINDOW_SAMPLES = 16000 * 30  # what transcribe reads at once
@@ -110,21 +110,7 @@ def test_wav_header_fields(scratch, rate, channels, bits, fmt_tag, data, data_si
     check_audio(write(scratch, wav(rate, channels, bits, fmt_tag, data, data_size, riff_size), ".wav"))
 
 
-@st.composite
-def mutated(draw) -> tuple[bytes, str]:
-    """A valid file with some bytes overwritten, then possibly cut short."""
-    suffix = draw(st.sampled_from(sorted(SEEDS)))
-    data = bytearray(SEEDS[suffix])
-    head = min(len(data), 256)  # most of them in the header, where the fields are
-    for _ in range(draw(st.integers(1, 8))):
-        at = draw(st.one_of(st.integers(0, head - 1), st.integers(0, len(data) - 1)))
-        data[at] = draw(st.integers(0, 255))
-    if draw(st.booleans()):
-        data = data[: draw(st.integers(0, len(data)))]
-    return bytes(data), suffix
-
-
-@given(mutated())
+@given(mutated_file(SEEDS, head=256))
 def test_mutated_files(scratch, file):
     data, suffix = file
     check_audio(write(scratch, data, suffix))

@@ -22,7 +22,7 @@ from PIL import Image
 from encoders import InputFileError, load_image
 from encoders.image_io import MAX_PIXELS, MAX_SIDE, probe_image
 
-from .properties import assert_clear_error, run_bounded, write
+from .properties import assert_clear_error, mutated_file, run_bounded, write
 
 SUFFIXES = (".png", ".jpg", ".gif", ".bmp", ".tif", ".webp", ".ico", ".bin")
 
@@ -86,21 +86,7 @@ def test_png_header_fields(scratch, width, height, bit_depth, colour_type, inter
     check_image(write(scratch, png(width, height, bit_depth, colour_type, interlace, pixels), ".png"))
 
 
-@st.composite
-def mutated(draw) -> tuple[bytes, str]:
-    """A valid file with some bytes overwritten, then possibly cut short."""
-    suffix = draw(st.sampled_from(sorted(SEEDS)))
-    data = bytearray(SEEDS[suffix])
-    head = min(len(data), 128)  # most of them in the header, where the fields are
-    for _ in range(draw(st.integers(1, 8))):
-        at = draw(st.one_of(st.integers(0, head - 1), st.integers(0, len(data) - 1)))
-        data[at] = draw(st.integers(0, 255))
-    if draw(st.booleans()):
-        data = data[: draw(st.integers(0, len(data)))]
-    return bytes(data), suffix
-
-
-@given(mutated())
+@given(mutated_file(SEEDS, head=128))
 def test_mutated_files(scratch, file):
     data, suffix = file
     check_image(write(scratch, data, suffix))
