@@ -9,8 +9,13 @@ BLEU-4 and CIDEr-D against every reference phrasing of the row (`captions`, else
   (`tasks.corpora.scenes.caption_is_correct`; the issue's goal: >= 95 % on eval, >= 80 % on held-out combos),
   and that share among scenes of one, two and three or more colour/shape groups; and the share of scenes
   with each kind of mistake (`error_count`, `error_repeated`, ...: `tasks.corpora.scenes.caption_error`);
-- emoji: the share of drawn emoji whose name (as the corpus phrases it) appears in the caption.
-Then the captioning latency per image, one image at a time and batched, and a PNG grid of held-out images
+- emoji: the share of drawn emoji whose name (as the corpus phrases it) appears in the caption;
+- objects (`--objects DIR`, `multimodal data objects`: `eval` = seen objects newly composited, `heldout` = unseen
+  objects; with `--test`, also `test` and `test_unseen`, read once for a model's card): the share of composited
+  objects the caption names (`tasks.corpora.object_names.object_named`) and of images with every object named,
+  each with its 95 % bootstrap interval over images.
+`--dev-photos` captions the 7 darknet photographs (`tasks.corpora.object_sources.dev_photos`) and counts those whose
+caption names the main object. Then the captioning latency per image, one image at a time and batched, and a PNG grid of held-out images
 with their generated captions (default `benchmarks/results/caption_grid.png`). `--json FILE` keeps it all.
 """
 
@@ -35,7 +40,7 @@ WRAP_CHARS = 30  # caption characters per line under a grid image
 class EvalSet:
     name: str  # e.g. "scenes/heldout"
     folder: Path
-    kind: str  # "scenes", "emoji" or "folder": which extra measure applies
+    kind: str  # "scenes", "emoji", "objects" or "folder": which extra measure applies
     rows: list[dict] = field(default_factory=list)
     hypotheses: list[str] = field(default_factory=list)
 
@@ -54,13 +59,17 @@ def eval_sets(args: argparse.Namespace) -> list[EvalSet]:
         if root:
             sets += [EvalSet(f"{kind}/{split}", Path(root) / split, kind) for split in ("eval", "heldout")
                      if (Path(root) / split / "metadata.jsonl").is_file()]
+    if args.objects:
+        splits = ("eval", "heldout", *(("test", "test_unseen") if args.test else ()))
+        sets += [EvalSet(f"objects/{split}", Path(args.objects) / split, "objects") for split in splits
+                 if (Path(args.objects) / split / "metadata.jsonl").is_file()]
     for item in args.folder or []:
         name, sep, folder = item.partition("=")
         if not sep:
             raise SystemExit(f"caption_eval: --folder takes NAME=DIR, got {item!r}")
         sets.append(EvalSet(name, Path(folder), "folder"))
     if not sets:
-        raise SystemExit("caption_eval: give --scenes DIR, --emoji DIR or --folder NAME=DIR")
+        raise SystemExit("caption_eval: give --scenes DIR, --emoji DIR, --objects DIR or --folder NAME=DIR")
     for s in sets:
         s.rows = read_rows(s.folder, args.max_images)
     return sets
@@ -98,7 +107,45 @@ def score(s: EvalSet) -> dict[str, float]:
                 for h, r in zip(s.hypotheses, s.rows) for o in r["objects"] if o.get("held_out")]
         if held:
             out["held_out_emoji_named"] = sum(held) / len(held)
+    elif s.kind == "objects":
+        out.update(objects_named(s.rows, s.hypotheses))
     return out
+
+
+def share_interval(flags: list[bool], resamples: int = 1000) -> tuple[float, float, float]:
+    """(share, low, high): the share of True and its 95 % percentile-bootstrap interval over the items."""
+    import numpy as np
+
+    values = np.asarray(flags, dtype=float)
+    draws = np.random.default_rng(0).choice(values, size=(resamples, len(values))).mean(axis=1)
+    return float(values.mean()), float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+
+
+def objects_named(rows: list[dict], hypotheses: list[str]) -> dict[str, float]:
+    """The share of composited objects the captions name, and of images with all of theirs named, with intervals.
+    An image's objects are resampled together (they share its caption)."""
+    from tasks.corpora.object_names import object_named
+
+    per_image = [[object_named(h, o["name"]) for o in r["objects"]] for h, r in zip(hypotheses, rows)]
+    out = {}
+    for key, flags in (("objects_named", [f for image in per_image for f in image]),
+                       ("images_all_named", [all(image) for image in per_image])):
+        out[key], out[f"{key}_low"], out[f"{key}_high"] = share_interval(flags)
+    return out
+
+
+def dev_photos_named(model, batch_size: int, num_beams: int) -> dict:
+    """Captions of the darknet photos, and how many name their main object."""
+    from multimodal.caption import caption
+    from tasks.corpora.object_names import object_named
+    from tasks.corpora.object_sources import dev_photos
+
+    photos = dev_photos()
+    captions = [c.text for c in caption(model, [p.path for p in photos], batch_size=batch_size, num_beams=num_beams,
+                                        progress=False)]
+    rows = [{"file": str(p.path), "caption": c, "reference": p.caption,
+             "main_named": any(object_named(c, name) for name in p.main)} for p, c in zip(photos, captions)]
+    return {"main_named": sum(r["main_named"] for r in rows), "photos": len(rows), "examples": rows}
 
 
 def latency(model, files: list[Path], batch_size: int, num_beams: int) -> dict[str, float]:
@@ -148,6 +195,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--model", required=True, help="checkpoint dir")
     p.add_argument("--scenes", help="scenes corpus root (its eval/ and heldout/ splits)")
     p.add_argument("--emoji", help="emoji corpus root (its eval/ and heldout/ splits)")
+    p.add_argument("--objects", help="object corpus root (its eval/ and heldout/ splits; --test adds the test splits)")
+    p.add_argument("--test", action="store_true", help="with --objects: also test/ and test_unseen/ (for a card)")
+    p.add_argument("--dev-photos", action="store_true", help="caption the 7 darknet photographs too")
     p.add_argument("--folder", action="append", metavar="NAME=DIR", help="any imagefolder with metadata.jsonl")
     p.add_argument("--max-images", type=int, default=200, help="images per set; 0 = all (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=16)
@@ -177,6 +227,11 @@ def main(argv: list[str] | None = None) -> dict:
             {"file": str(f), "caption": h, "reference": r["text"]} for f, h, r in zip(files, s.hypotheses, s.rows)]}
         extra = "  ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k not in ("n_images", "bleu4", "cider_d"))
         print(f"{s.name:<18} {metrics['n_images']:>6} {metrics['bleu4']:>7.3f} {metrics['cider_d']:>8.3f}  {extra}")
+    if args.dev_photos:
+        results["dev_photos"] = dev = dev_photos_named(model, args.batch_size, args.beams)
+        for row in dev["examples"]:
+            print(f"  {Path(row['file']).stem:<8} {'named ' if row['main_named'] else 'missed'}  {row['caption']}")
+        print(f"dev photos: {dev['main_named']} of {dev['photos']} captions name the main object")
     if args.latency_images:
         timed = [sets[0].folder / r["file_name"] for r in sets[0].rows[: args.latency_images]]
         results["latency"] = latency(model, timed, args.batch_size, args.beams)
@@ -187,6 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
         shown = [s for s in sets if s.name.endswith("heldout")] or sets
         items = [(s.folder / r["file_name"], h, r["text"])
                  for s in shown for r, h in list(zip(s.rows, s.hypotheses))[: args.grid_images]]
+        items += [(Path(r["file"]), r["caption"], r["reference"]) for r in results.get("dev_photos", {}).get("examples", [])]
         write_grid(items, Path(args.grid))
         results["grid"] = str(args.grid)
         print(f"grid: {args.grid}")

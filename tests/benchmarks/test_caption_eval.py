@@ -73,3 +73,14 @@ def test_runs_end_to_end_with_a_tiny_model(corpora, tmp_path, capsys):
     with Image.open(grid) as image:
         assert image.format == "PNG" and image.width > 400 and image.mode == "P"  # 256 colours: a smaller file
     assert json.loads(out.read_text())["sets"]["emoji/heldout"]["n_images"] == 4
+
+
+def test_objects_named_counts_each_object_and_each_image():
+    bench = load_benchmark("caption_eval")
+    rows = [{"objects": [{"name": "owl"}, {"name": "garbage truck"}]}, {"objects": [{"name": "apple"}]},
+            {"objects": [{"name": "fire truck"}]}]
+    hypotheses = ["an owl on a beach", "two apples", "a truck"]  # "apples" names an apple; "a truck" no fire truck
+    metrics = bench.objects_named(rows, hypotheses)
+    assert metrics["objects_named"] == pytest.approx(2 / 4) and metrics["images_all_named"] == pytest.approx(1 / 3)
+    assert 0.0 <= metrics["objects_named_low"] < 0.5 < metrics["objects_named_high"] <= 1.0
+    assert bench.share_interval([True] * 5) == (1.0, 1.0, 1.0)
