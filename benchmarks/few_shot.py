@@ -60,7 +60,7 @@ def train_and_score(method: str, sample: list[dict], eval_path: Path, labels: li
     config = load_config(ROOT / TRAINED[method])
     batch = config.training.batch_size
     steps = min(args.max_steps, max(args.min_steps, math.ceil(args.epochs * len(sample) / batch)))
-    overrides = [f"heads.classify.labels={json.dumps(labels)}", f"training.max_steps={steps}",
+    overrides = [f"heads.classify.labels={json.dumps(labels)}", f"training.max_steps={steps}", "training.epochs=0",
                  f"training.warmup_steps={min(config.training.warmup_steps, max(steps // 10, 0))}",
                  "training.eval_every=0", "training.save_every=0", f"data.eval_max_examples={args.eval_n}",
                  f"training.seed={args.seed}", f"training.batch_size={min(batch, len(sample))}"]

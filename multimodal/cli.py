@@ -31,7 +31,7 @@ def _train(args: argparse.Namespace) -> None:
 
     overrides = list(args.overrides)
     if args.max_steps is not None:
-        overrides.append(f"training.max_steps={args.max_steps}")
+        overrides += [f"training.max_steps={args.max_steps}", "training.epochs=0"]  # a step count, not passes
     config = load_config(args.config, overrides)
     summary = train(config, args.output, train_data=_sources(args.train), eval_data=_sources(args.eval),
                     resume=args.resume)
@@ -236,6 +236,19 @@ def _data(args: argparse.Namespace) -> None:
         summary = write_sentiment_corpus(args.out, args.test_fraction, args.eval_fraction)
         for split, counts in summary.items():
             print(f"{args.out}/{split}.jsonl: {sum(counts.values())} rows, " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    elif args.corpus == "amazon":
+        from tasks.corpora.amazon_reviews import write_amazon_corpus
+
+        summary = write_amazon_corpus(args.out, args.eval_fraction)
+        for split, counts in summary.items():
+            print(f"{args.out}/{split}.jsonl: {sum(counts.values())} rows, " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    elif args.corpus == "wnut":
+        from tasks.corpora.wnut import write_wnut_corpus
+
+        summary = write_wnut_corpus(args.out, args.test_fraction, args.eval_fraction)
+        for split, info in summary.items():
+            print(f"{args.out}/{split}.jsonl: {info['tweets']} tweets, {sum(info['types'].values())} entities ("
+                  + ", ".join(f"{k} {v}" for k, v in info["types"].most_common()) + ")")
     elif args.corpus == "long-speech":
         from tasks.corpora.speech import long_recording
 
@@ -335,7 +348,8 @@ def parser() -> argparse.ArgumentParser:
                    "JSONL/CSV file, saved dataset; repeat to train on a mixture")
     t.add_argument("--eval", action="append", help="evaluation data, same formats; repeat to pool several")
     t.add_argument("--output", default="runs/train", help="run dir: last/, best/, metrics.jsonl, curves.png (default: %(default)s)")
-    t.add_argument("--max-steps", type=int, help="optimizer steps (overrides training.max_steps)")
+    t.add_argument("--max-steps", type=int,
+                   help="optimizer steps (overrides training.max_steps, and training.epochs of an epoch-counted recipe)")
     t.add_argument("--resume", action="store_true", help="continue the run in --output exactly where it stopped")
     t.set_defaults(func=_train)
 
@@ -481,6 +495,15 @@ def parser() -> argparse.ArgumentParser:
     se.add_argument("--out", required=True, help="output dir (train.jsonl, eval.jsonl, test.jsonl)")
     se.add_argument("--test-fraction", type=float, default=0.15, help="share of films in test (default: %(default)s)")
     se.add_argument("--eval-fraction", type=float, default=0.1, help="share of the other films in eval (default: %(default)s)")
+    am = gsub.add_parser("amazon", help="Amazon Fine Food reviews, great (5 stars) / other, with the set's own test split; "
+                                        "unpacks Debian r-cran-modeldata into the cache the first time")
+    am.add_argument("--out", required=True, help="output dir (train.jsonl, eval.jsonl, test.jsonl)")
+    am.add_argument("--eval-fraction", type=float, default=0.1,
+                    help="share of the training reviews in eval, by text hash (default: %(default)s)")
+    wn = gsub.add_parser("wnut", help="WNUT-16 tweets with 10 entity types (text + entities, tokens + tags), split by tweet")
+    wn.add_argument("--out", required=True, help="output dir (train.jsonl, eval.jsonl, test.jsonl)")
+    wn.add_argument("--test-fraction", type=float, default=0.1, help="share of tweets in test (default: %(default)s)")
+    wn.add_argument("--eval-fraction", type=float, default=0.1, help="share of tweets in eval (default: %(default)s)")
     g.set_defaults(func=_data)
 
     ng = sub.add_parser("ngram", help="estimate a word n-gram LM (ARPA) from transcripts, for transcribe --lm")

@@ -111,6 +111,12 @@ class TrainingConfig:
     batch_size: int = 16
     grad_accum_steps: int = 1
     max_steps: int = 1000
+    # > 0: train this many passes over the training rows instead of max_steps (the step count then follows the
+    # data: rows, batch size, accumulation and processes), with warmup at most a tenth of the steps. Single-task,
+    # non-streamed data only: a mixture or a stream has no epoch length to count from.
+    epochs: float = 0.0
+    # > 0: stop once this many evaluations in a row found no better best/ (a plateau); needs eval data
+    early_stop_patience: int = 0
     warmup_steps: int = 50
     weight_decay: float = 0.01
     grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping

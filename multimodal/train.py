@@ -4,9 +4,11 @@ One process on a CPU, one GPU (bf16 autocast), or many GPUs / nodes under `accel
 `torchrun` (DDP), with no code change. Each optimizer step accumulates `grad_accum_steps` micro-batches
 into the gradient of one large batch (every target token weighs the same, `accumulate`), clips the global
 gradient norm, and steps AdamW (one learning rate per component) on a warm-up + cosine
-schedule. `last/` (weights + optimizer, schedule, RNG and data position) is written atomically every
+schedule, for `max_steps` steps or, with `epochs`, as many as that many passes over the data take.
+`last/` (weights + optimizer, schedule, RNG and data position) is written atomically every
 `save_every` steps; `--resume` continues from it exactly. Evaluation every `eval_every` steps keeps the
-best weights in `best/`. Metrics go to `metrics.jsonl` (and TensorBoard when installed); the curves to
+best weights in `best/`; with `early_stop_patience`, training stops once that many evaluations in a row
+found nothing better. Metrics go to `metrics.jsonl` (and TensorBoard when installed); the curves to
 `curves.png` at the end. With `data.mixture`, each micro-batch holds one task of the mixture, and evaluation
 scores every task (multimodal/mixture.py).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -96,6 +99,7 @@ def _train(config: Config, output: Path, train_data: Any, eval_data: Any, resume
         raise ValueError("data.mixture lists each task's train and eval data; "
                          "--train/--eval are for single-task configs")
     task = None if dc.mixture else get_task(dc.task)
+    _check_length_settings(config)
     train_source = train_data if train_data is not None else dc.train
     if not dc.mixture and (train_source is None or train_source == ""):
         raise ValueError("no training data: pass --train PATH or set data.train")
@@ -136,6 +140,9 @@ def _train(config: Config, output: Path, train_data: Any, eval_data: Any, resume
         n_rows = mixture.describe()
     else:
         loader, set_epoch, n_rows = _single_task_loader(model, task, train_source, rows, config, rank, world)
+    if tc.epochs:  # the step count follows the data (single-task, non-streamed: checked above)
+        tc = steps_from_epochs(tc, len(loader))
+        config = replace(config, training=tc)
     optimizer = torch.optim.AdamW(parameter_groups(model, tc.weight_decay))
     from transformers import get_cosine_schedule_with_warmup
 
@@ -172,6 +179,9 @@ def _train(config: Config, output: Path, train_data: Any, eval_data: Any, resume
     window = _new_window()
     last_eval: dict[str, Any] = {}
     has_eval = eval_rows is not None or (mixture is not None and mixture.has_eval)
+    if tc.early_stop_patience and not has_eval:
+        log.warning("training.early_stop_patience stops on an evaluation plateau, and this run has no evaluation "
+                    "data (--eval or data.eval): it trains all %d steps", tc.max_steps)
     if mixture is not None:
         evaluate_now = lambda: mixture.evaluate(model, config, progress)  # noqa: E731
     else:
@@ -180,6 +190,7 @@ def _train(config: Config, output: Path, train_data: Any, eval_data: Any, resume
             max_text_tokens=dc.max_text_tokens, progress=progress, decoder=tc.eval_decoder)
     best_key = SCORE if mixture is not None else task.metrics[0]
     ddp_model.train()
+    stopped = False
     while pos.step < tc.max_steps:
         step_batches = [next_batch(pos.step, k) for k in range(tc.grad_accum_steps)]  # [(task name or None, batch)]
         for _, batch in step_batches:
@@ -221,17 +232,60 @@ def _train(config: Config, output: Path, train_data: Any, eval_data: Any, resume
         if has_eval and ((tc.eval_every and pos.step % tc.eval_every == 0) or at_end):
             if main:
                 last_eval = _evaluate_and_keep_best(model, evaluate_now, best_key, config, output, pos, writer)
+                stopped = not at_end and plateau(pos, tc)
+            if tc.early_stop_patience and accelerator.num_processes > 1:  # only the main process keeps the best
+                from accelerate.utils import broadcast_object_list
+
+                stopped = broadcast_object_list([stopped if main else False])[0]
             accelerator.wait_for_everyone()
-        if (tc.save_every and pos.step % tc.save_every == 0) or at_end:
+        if (tc.save_every and pos.step % tc.save_every == 0) or at_end or stopped:
             _save_last(model, optimizer, scheduler, pos, output, config, accelerator, mixture)
         window["t0"] += time.perf_counter() - paused  # evaluation and saving do not count against throughput
+        if stopped:
+            if main:
+                log.info("stopped early at step %d of %d: no better eval %s in %d evaluations (best %.4g at step %d)",
+                         pos.step, tc.max_steps, best_key, tc.early_stop_patience, pos.best, pos.best_step)
+                _log_metrics(output, {"step": pos.step, "stopped_early": True}, writer)
+            break
     bar.close()
     if main:
         if writer is not None:
             writer.close()
         plot_curves(output / METRICS_FILE, output / "curves.png", best_key)
     accelerator.wait_for_everyone()
-    return {"steps": pos.step, "output": str(output), "eval": last_eval}
+    return {"steps": pos.step, "output": str(output), "eval": last_eval, "stopped_early": stopped}
+
+
+def _check_length_settings(config: Config) -> None:
+    """Refuse training.epochs / early_stop_patience settings that cannot work, before any heavy work."""
+    tc, dc = config.training, config.data
+    if tc.epochs < 0 or tc.early_stop_patience < 0:
+        raise ValueError(f"training.epochs ({tc.epochs}) and training.early_stop_patience "
+                         f"({tc.early_stop_patience}) must be >= 0 (0 = off)")
+    if tc.epochs and (dc.mixture or dc.streaming):
+        raise ValueError("training.epochs counts passes over the training rows, and "
+                         f"{'a mixture' if dc.mixture else 'streamed data'} has no epoch length: "
+                         "set training.max_steps instead")
+    if tc.early_stop_patience and not tc.eval_every:
+        raise ValueError("training.early_stop_patience counts evaluations: set training.eval_every > 0")
+
+
+def steps_from_epochs(tc: TrainingConfig, micro_batches_per_epoch: int) -> TrainingConfig:
+    """`tc` with max_steps for `tc.epochs` passes of `micro_batches_per_epoch` (this process's loader length, which
+    already divides the rows among the processes) and warmup at most a tenth of the steps: a 10-row fine-tune
+    takes a few steps, not a recipe's fixed hundreds, and a large set is not cut short."""
+    steps = max(1, math.ceil(tc.epochs * micro_batches_per_epoch / tc.grad_accum_steps))
+    warmup = min(tc.warmup_steps, steps // 10)
+    log.info("training.epochs=%g: %d micro-batches an epoch -> %d optimizer steps (warmup %d; max_steps %d unused)",
+             tc.epochs, micro_batches_per_epoch, steps, warmup, tc.max_steps)
+    return replace(tc, max_steps=steps, warmup_steps=warmup)
+
+
+def plateau(pos: Position, tc: TrainingConfig) -> bool:
+    """Whether `tc.early_stop_patience` evaluations in a row (every `eval_every` steps) found no better best/."""
+    if not tc.early_stop_patience or pos.best is None:
+        return False
+    return (pos.step - pos.best_step) // tc.eval_every >= tc.early_stop_patience
 
 
 def accumulate(model, micro_batches: list[tuple[str | None, dict[str, torch.Tensor]]], accelerator,
