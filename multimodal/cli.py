@@ -127,15 +127,21 @@ def _caption(args: argparse.Namespace) -> int:
 
     model = mm.load(args.model, task="caption")
     settings = decoding_settings(model, "caption", num_beams=args.beams, max_new_tokens=args.max_new_tokens)
-    failed = 0
-    for result in caption(model, args.files, batch_size=args.batch_size, progress=False, **settings):
+    failed, captioned = 0, []
+    for n, result in enumerate(caption(model, args.files, batch_size=args.batch_size, progress=False, **settings)):
         if result.error:
             failed += 1
             print(f"multimodal caption: skipped {result.error}", file=sys.stderr)
-        elif args.format == "json":
+            continue
+        captioned.append((n, result))
+        if args.format == "json":
             print(json.dumps({"file": result.file, "text": result.text}, ensure_ascii=False))
         else:
             print(result.text if len(args.files) == 1 else f"{result.file}\t{result.text}")
+    if args.explain and captioned:  # each caption word's heat map over the image, for the captions just printed
+        explanations = model.explain([args.files[n] for n, _ in captioned], task="caption",
+                                     target=[r.text for _, r in captioned])
+        _show_explanations(explanations, args.explain, args.format, [str(n) for n, _ in captioned])
     return 1 if failed else 0
 
 
@@ -145,6 +151,18 @@ def _input_texts(args: argparse.Namespace) -> list[str]:
     if bool(args.texts) == bool(args.file):
         raise ValueError("give the texts as arguments or --file F, one of the two")
     return list(args.texts) if args.texts else read_texts(args.file)
+
+
+def _show_explanations(explanations: list, directory: str, fmt: str, stems: list[str] | None = None) -> None:
+    """Highlighted text on the terminal (stderr when stdout carries JSON), DIR/<n>.html and DIR/<n>.png per input."""
+    from multimodal.explanations import save_all, use_color
+
+    stream = sys.stderr if fmt == "json" else sys.stdout
+    for explanation in explanations:
+        print(explanation.to_terminal(use_color(stream)), file=stream)
+    pages = save_all(explanations, directory, stems)
+    print(f"wrote {len(pages)} explanation(s) to {directory}/: <n>.html and <n>.png per input n (0 = the first)",
+          file=stream)
 
 
 def _classify(args: argparse.Namespace) -> None:
@@ -157,11 +175,15 @@ def _classify(args: argparse.Namespace) -> None:
     if args.shots and labels is None:
         raise ValueError("--shots needs --labels (the candidates scored by the LM)")
     shots = read_shots(args.shots) if args.shots else None
+    if args.explain and labels is not None:
+        raise ValueError("--explain explains a trained head's labels; it does not go with --labels (zero-/few-shot)")
     if labels is not None:  # label likelihood: any causal LM, or a checkpoint with one
         model = mm.load(args.model or ZERO_SHOT_DEFAULT, backbone_ok=True)
     else:  # a trained head: the given model, or the default shipped classifier
         model = mm.load(args.model, task="classify")
     print(format_predictions(model.classify(texts, labels=labels, shots=shots, batch_size=args.batch_size), args.format))
+    if args.explain:
+        _show_explanations(model.explain(texts, task="classify"), args.explain, args.format)
 
 
 def _tag(args: argparse.Namespace) -> None:
@@ -169,7 +191,10 @@ def _tag(args: argparse.Namespace) -> None:
     from multimodal.tag import format_entities
 
     texts = _input_texts(args)
-    print(format_entities(texts, mm.load(args.model, task="tag").tag(texts, batch_size=args.batch_size), args.format))
+    model = mm.load(args.model, task="tag")
+    print(format_entities(texts, model.tag(texts, batch_size=args.batch_size), args.format))
+    if args.explain:
+        _show_explanations(model.explain(texts, task="tag"), args.explain, args.format)
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -395,6 +420,9 @@ def parser() -> argparse.ArgumentParser:
     ca.add_argument("--beams", type=int, help="beam width; 1 = greedy (default: the model's shipped setting, else 1)")
     ca.add_argument("--batch-size", type=int, default=8, help="images captioned together")
     ca.add_argument("--max-new-tokens", type=int, help="longest caption in tokens (default: the caption task's)")
+    ca.add_argument("--explain", nargs="?", const="explanations", metavar="DIR",
+                    help="also show where in the image each caption word looked: DIR/<n>.html and .png per image "
+                         "(default DIR: explanations)")
     ca.set_defaults(func=_caption)
 
     cl = sub.add_parser("classify", help="label texts with a trained head, or zero-/few-shot with --labels")
@@ -406,6 +434,9 @@ def parser() -> argparse.ArgumentParser:
     cl.add_argument("--shots", help="JSONL/CSV of `text,label` in-context examples for --labels (few-shot)")
     cl.add_argument("--format", choices=["table", "json"], default="table", help="json: one object per input, in order")
     cl.add_argument("--batch-size", type=int, default=16)
+    cl.add_argument("--explain", nargs="?", const="explanations", metavar="DIR",
+                    help="also show which words the label relied on (integrated gradients), highlighted, and write "
+                         "DIR/<n>.html and .png per text (default DIR: explanations)")
     cl.set_defaults(func=_classify)
 
     tg = sub.add_parser("tag", help="find named entities (spans with character offsets) with a trained tagger")
@@ -414,6 +445,9 @@ def parser() -> argparse.ArgumentParser:
     tg.add_argument("--model", help=MODEL_HELP + " trained with data.task=ner (default: the shipped tagger)")
     tg.add_argument("--format", choices=["table", "json"], default="table", help="json: one object per input, in order")
     tg.add_argument("--batch-size", type=int, default=16)
+    tg.add_argument("--explain", nargs="?", const="explanations", metavar="DIR",
+                    help="also show which words each entity's tags relied on, and write DIR/<n>.html and .png per "
+                         "text (default DIR: explanations)")
     tg.set_defaults(func=_tag)
 
     m = sub.add_parser("models", help="list the shipped models (name, task, size, headline test metric)")

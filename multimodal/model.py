@@ -386,6 +386,23 @@ class MultimodalModel(nn.Module):
         results = tag(self, [texts] if single else list(texts), batch_size=batch_size)
         return results[0] if single else results
 
+    def explain(self, inputs: Any, task: str | None = None, target: str | list[str] | None = None,
+                steps: int | None = None, batch_size: int = 4, sample_rate: int | None = None):
+        """What the output for an input (or a list of them) relied on; see multimodal.explain.
+
+        Texts with a classify head: word attributions to the predicted label's probability (integrated gradients);
+        with a tag head: the same for each entity found. Images: each caption word's heat map over the encoder's
+        grid. Audio: the transcript's word timestamps. `task` picks one (default: by what the inputs are);
+        `target` explains a given label or caption instead of the model's. Each result has
+        `.to_terminal()`, `.to_html()`, `.save_png(path)` and `.save(dir, stem)`.
+        """
+        from multimodal.explain import explain
+
+        single = not isinstance(inputs, (list, tuple))
+        results = explain(self, [inputs] if single else list(inputs), task=task, target=target, steps=steps,
+                          batch_size=batch_size, sample_rate=sample_rate)
+        return results[0] if single else results
+
     def save(self, directory: str | Path, adapter_only: bool = False) -> Path:
         from multimodal.checkpoint import save
 
