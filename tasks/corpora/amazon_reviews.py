@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import bz2
 import html
-import json
 import lzma
-import os
 import re
 import shutil
 import subprocess
@@ -46,7 +44,7 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
-from tasks.corpora.splits import share
+from tasks.corpora.splits import share, write_splits
 
 PACKAGE = "r-cran-modeldata"  # Debian, 1.1.0-1: the R package modeldata (MIT); only its data are read
 DATA_DIR = "usr/lib/R/site-library/modeldata/data"  # inside the unpacked package
@@ -193,14 +191,5 @@ def amazon_fine_foods(eval_fraction: float = 0.1):
 
 def write_amazon_corpus(out: str | Path, eval_fraction: float = 0.1) -> dict[str, Counter]:
     """Write train.jsonl, eval.jsonl (the validation split) and test.jsonl into `out`; label counts per split."""
-    out = Path(out)
-    splits = split_reviews(review_sets(), eval_fraction)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {}
-    for name, rows in splits.items():
-        file = out / f"{'eval' if name == 'validation' else name}.jsonl"
-        tmp = file.with_name(file.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        os.replace(tmp, file)
-        summary[file.stem] = Counter(r["label"] for r in rows)
-    return summary
+    written = write_splits(out, split_reviews(review_sets(), eval_fraction))
+    return {stem: Counter(r["label"] for r in rows) for stem, rows in written.items()}

