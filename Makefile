@@ -40,7 +40,7 @@ test-all: setup
 CACHE ?= $(HOME)/.cache/multimodal
 WEIGHTS_OUT ?= $(CACHE)/shipped
 MM := HF_HUB_OFFLINE=1 .venv/bin/multimodal
-SHIPPED_MODELS := sentiment-en speech-en
+SHIPPED_MODELS := sentiment-en speech-en caption-en
 
 models: setup
 	$(MM) models
@@ -77,6 +77,17 @@ weights-speech-en:
 	$(MM) ship $(ASR2) --name speech-en --test $(NS)/test --root $(WEIGHTS_OUT) \
 		--card multimodal/shipped/speech-en/README.md --decoding decoder=ctc \
 		--decoding lexicon=$(LMD)/general_words.txt --decoding lm=$(LMD)/general3.arpa
+
+# caption-en is not shipped yet (issue 28: its first run names 5 % of objects); this target is its recipe.
+CAP := $(CACHE)/runs/caption-en
+weights-caption-en: objects-data
+	[ -f $(CACHE)/data/scenes/eval/metadata.jsonl ] || $(MM) data scenes --out $(CACHE)/data/scenes --train 4000 --eval 200 --heldout 200
+	[ -f $(CACHE)/data/emoji/eval/metadata.jsonl ] || $(MM) data emoji --out $(CACHE)/data/emoji --train 4000 --eval 200 --heldout 200
+	$(MM) train configs/caption_objects.yaml --output $(CAP) \
+		--train $(OBJ)/train --train $(CACHE)/data/scenes/train --train $(CACHE)/data/emoji/train \
+		--eval $(OBJ)/eval --eval $(CACHE)/data/scenes/eval --eval $(CACHE)/data/emoji/eval \
+		$$([ -d $(CAP)/last ] && echo --resume)
+	$(MM) ship $(CAP) --name caption-en --test $(OBJ)/test --root $(WEIGHTS_OUT) --card multimodal/shipped/caption-en/README.md
 
 # The object-caption corpus (tasks/corpora/objects.py): the first run unpacks the Debian packages of stamps, clip
 # art and photos into $(CACHE)/objects_src (apt-get download, dpkg-deb -x; GPL / CC-BY-SA, never committed).

@@ -68,6 +68,11 @@ def eval_sets(args: argparse.Namespace) -> list[EvalSet]:
         if not sep:
             raise SystemExit(f"caption_eval: --folder takes NAME=DIR, got {item!r}")
         sets.append(EvalSet(name, Path(folder), "folder"))
+    if args.only:
+        unknown = set(args.only) - {s.name for s in sets}
+        if unknown:
+            raise SystemExit(f"caption_eval: --only {sorted(unknown)}: no such set (have: {[s.name for s in sets]})")
+        sets = [s for s in sets if s.name in args.only]
     if not sets:
         raise SystemExit("caption_eval: give --scenes DIR, --emoji DIR, --objects DIR or --folder NAME=DIR")
     for s in sets:
@@ -199,12 +204,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--test", action="store_true", help="with --objects: also test/ and test_unseen/ (for a card)")
     p.add_argument("--dev-photos", action="store_true", help="caption the 7 darknet photographs too")
     p.add_argument("--folder", action="append", metavar="NAME=DIR", help="any imagefolder with metadata.jsonl")
+    p.add_argument("--only", action="append", metavar="SET",
+                   help="score only this set, e.g. objects/test (repeatable; default: every set given)")
     p.add_argument("--max-images", type=int, default=200, help="images per set; 0 = all (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--beams", type=int, default=1)
     p.add_argument("--latency-images", type=int, default=16, help="images timed for latency; 0 = skip")
     p.add_argument("--grid", default=str(GRID_FILE), help="PNG of held-out images and captions ('' = none)")
     p.add_argument("--grid-images", type=int, default=8, help="images per held-out set in the grid")
+    p.add_argument("--no-tags", action="store_true",
+                   help="caption without the encoder's ImageNet tags in the prompt, for a model trained with them "
+                        "(an inference-time ablation: how much the captions lean on the tags)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -213,7 +223,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     sets = eval_sets(args)
     model = mm.load(args.model)
-    results: dict = {"model": str(args.model), "sets": {}}
+    if args.no_tags and "image" in model.encoders:
+        model.encoders["image"].config.tags = 0  # the processor then adds no tag text (multimodal/processor.py)
+    results: dict = {"model": str(args.model), "no_tags": args.no_tags, "sets": {}}
     print(f"{'set':<18} {'images':>6} {'BLEU-4':>7} {'CIDEr-D':>8}  extra")
     for s in sets:
         files = [s.folder / r["file_name"] for r in s.rows]
@@ -239,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"latency: {lat['ms_per_image_unbatched']:.0f} ms/image one at a time, "
               f"{lat['ms_per_image_batched']:.0f} ms/image in batches of {args.batch_size} ({lat['images']} images)")
     if args.grid:
-        shown = [s for s in sets if s.name.endswith("heldout")] or sets
+        shown = [s for s in sets if s.name.endswith(("heldout", "unseen"))] or sets
         items = [(s.folder / r["file_name"], h, r["text"])
                  for s in shown for r, h in list(zip(s.rows, s.hypotheses))[: args.grid_images]]
         items += [(Path(r["file"]), r["caption"], r["reference"]) for r in results.get("dev_photos", {}).get("examples", [])]
