@@ -1,11 +1,14 @@
 """A sentiment model against classic baselines on the same test split, side by side, with 95 % intervals.
 
     python benchmarks/sentiment_baselines.py --data ~/.cache/multimodal/data/rotten_tomatoes [--model sentiment-en]
+    python benchmarks/sentiment_baselines.py --data ~/.cache/multimodal/data/amazon --labels positive=great,negative=other
 
 Rows: always the training split's majority label; VADER's compound score (no training; positive at >= 0,
 when `vaderSentiment` is installed); TF-IDF word 1-2-grams + logistic regression (scikit-learn, C chosen on
 the eval split); the model (default: the shipped `sentiment-en`). Accuracy and macro-F1 on test.jsonl, each with
-its bootstrap interval; --json writes them.
+its bootstrap interval; --json writes them. `--labels positive=A,negative=B` names the data's own labels for the
+two that VADER and a positive / negative model give (Amazon's great / other): the model is then scored as it
+transfers, untrained on that data.
 """
 
 from __future__ import annotations
@@ -55,8 +58,15 @@ def main() -> None:
     p.add_argument("--data", required=True, type=Path, help="folder with train.jsonl, eval.jsonl, test.jsonl "
                    "(multimodal data sentiment --out DIR)")
     p.add_argument("--model", default="sentiment-en", help="shipped model name or checkpoint dir")
+    p.add_argument("--labels", default="positive=positive,negative=negative",
+                   help="the data's labels for positive and negative (default: %(default)s)")
     p.add_argument("--json", type=Path, help="write the table here")
     args = p.parse_args()
+    try:
+        mapping = dict(item.split("=", 1) for item in args.labels.split(","))
+        assert set(mapping) == {"positive", "negative"}
+    except (ValueError, AssertionError):
+        p.error(f"--labels takes positive=A,negative=B, got {args.labels!r}")
 
     from collections import Counter
 
@@ -69,12 +79,12 @@ def main() -> None:
     rows["majority label"] = [majority] * len(test[1])
     vader = vader_predictions(test[0])
     if vader is not None:
-        rows["VADER (no training)"] = vader
+        rows["VADER (no training)"] = [mapping[label] for label in vader]
     tfidf, c = tfidf_predictions(train, evaluation, test)
     rows[f"TF-IDF 1-2-grams + logistic regression (C={c})"] = tfidf
     model = mm.load(args.model)
     start = time.perf_counter()
-    rows[f"{args.model}"] = [p.label for p in model.classify(test[0], batch_size=32)]
+    rows[f"{args.model}"] = [mapping.get(p.label, p.label) for p in model.classify(test[0], batch_size=32)]
     seconds = time.perf_counter() - start
     table = []
     print(f"test split: {len(test[1])} snippets of {args.data}; model inference {len(test[1]) / seconds:.0f} texts/s")
