@@ -80,7 +80,8 @@ weights-speech-en:
 
 # caption-en is not shipped yet (issue 28: its first run names 5 % of objects); this target is its recipe.
 CAP := $(CACHE)/runs/caption-en
-weights-caption-en: objects-data
+weights-caption-en:
+	[ -f $(OBJ)/test_unseen/metadata.jsonl ] || $(MM) data objects --out $(OBJ)
 	[ -f $(CACHE)/data/scenes/eval/metadata.jsonl ] || $(MM) data scenes --out $(CACHE)/data/scenes --train 4000 --eval 200 --heldout 200
 	[ -f $(CACHE)/data/emoji/eval/metadata.jsonl ] || $(MM) data emoji --out $(CACHE)/data/emoji --train 4000 --eval 200 --heldout 200
 	$(MM) train configs/caption_objects.yaml --output $(CAP) \
