@@ -40,7 +40,7 @@ test-all: setup
 CACHE ?= $(HOME)/.cache/multimodal
 WEIGHTS_OUT ?= $(CACHE)/shipped
 MM := HF_HUB_OFFLINE=1 .venv/bin/multimodal
-SHIPPED_MODELS := sentiment-en speech-en caption-en
+SHIPPED_MODELS := sentiment-en entities-en speech-en caption-en
 
 models: setup
 	$(MM) models
@@ -57,6 +57,14 @@ weights-sentiment-en:
 		--output $(CACHE)/runs/sentiment-en $$([ -d $(CACHE)/runs/sentiment-en/last ] && echo --resume)
 	$(MM) ship $(CACHE)/runs/sentiment-en --name sentiment-en --test $(RT)/test.jsonl --root $(WEIGHTS_OUT) \
 		--card multimodal/shipped/sentiment-en/README.md
+
+WNUT := $(CACHE)/data/wnut
+weights-entities-en:
+	$(MM) data wnut --out $(WNUT)
+	$(MM) train configs/entities_wnut.yaml --train $(WNUT)/train.jsonl --eval $(WNUT)/eval.jsonl \
+		--output $(CACHE)/runs/entities-en $$([ -d $(CACHE)/runs/entities-en/last ] && echo --resume)
+	$(MM) ship $(CACHE)/runs/entities-en --name entities-en --test $(WNUT)/test.jsonl --root $(WEIGHTS_OUT) \
+		--card multimodal/shipped/entities-en/README.md
 
 NS := $(CACHE)/data/natural_speech
 ASR1 := $(CACHE)/runs/speech-en-ctc
