@@ -51,19 +51,21 @@ from tasks.text_files import read_texts
 WORD_BOUNDARY = phonemes.WORD_BOUNDARY  # flashlight's word-boundary ("silence") token; for letters, the space
 TOKENS = [WORD_BOUNDARY if c == " " else c for c in VOCAB]  # same indices as VOCAB
 # Beam 100 over 50: held-out WER 0.071 -> 0.068 with the phone head's open lexicon and LM, and 0.045 -> 0.037
-# rescored (its oracle of the 20 best 0.035 -> 0.028), for 26 instead of 14 ms of search a 3.5 s clip (README)
+# rescored (its oracle of the 20 best 0.035 -> 0.028), for 26 instead of 14 ms of search a 3.5 s clip
+# (docs/speech.md)
 DEFAULT_BEAM_SIZE = 100
-DEFAULT_WORD_SCORE = -4.0  # chosen on half of the held-out synthetic speech, reported on the other half (README)
+DEFAULT_WORD_SCORE = -4.0  # chosen on half of the held-out synthetic speech, reported on the other (docs/speech.md)
 DEFAULT_LM_WEIGHT = 2.0  # with an n-gram LM (log10 scores); chosen the same way, with its own word score
 DEFAULT_LM_WORD_SCORE = 0.0
-# A phone head (several spellings a word, eight accents' homophones) chose other scores, the same way (README):
+# A phone head (several spellings a word, eight accents' homophones) chose other scores, the same way
+# (docs/speech.md):
 # LM weight 2 and word score 2 in three of four model / lexicon pairs (16 k and 99 k words), and within 0.001 of the
 # choice on the fourth's tuning half (weight 3); a beam threshold of 20 (flashlight's default: 50) halved its search
 # time at the same WER.
 PHONE_DEFAULTS = {"word_score": -4.0, "lm_weight": 2.0, "lm_word_score": 2.0, "beam_threshold": 20.0}
 MAX_WORDS_PER_SPELLING = 6  # flashlight's Trie (kTrieMaxLabel): more words on one spelling are dropped at random
 # N-best rescoring (tasks/lm_rescore.py) with SmolLM2: weight and word bonus chosen on half of the held-out
-# synthetic speech from {0.3, 0.5, 1, 1.5} x {0, 1, 2, 4} (README).
+# synthetic speech from {0.3, 0.5, 1, 1.5} x {0, 1, 2, 4} (docs/speech.md).
 DEFAULT_NBEST, DEFAULT_RESCORE_WEIGHT, DEFAULT_RESCORE_WORD_BONUS = 20, 1.0, 2.0
 LEXICON_FORMAT = 1  # bump when the spellings a word list gives change (phonemes.pronunciations, the boundary)
 
