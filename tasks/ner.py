@@ -24,7 +24,10 @@ from typing import Any
 from tasks.base import Task
 from tasks.head_config import IGNORE_INDEX
 
-WORD = re.compile(r"\w+(?:['’.-]\w+)*|[^\w\s]")  # words (with inner ' - .), or single punctuation marks
+# Words: a link, an @mention or #hashtag, an HTML entity (&amp;), a clitic split off by the writer ('s), a run of
+# word characters with inner ' - . (O'Brien, e-mail, U.S), or a run of one punctuation mark (..., !!).
+# Tweets are tokenized this way (WNUT-16), and a tagger reads the words it was trained on.
+WORD = re.compile(r"https?://\S+|[@#]\w+|&\w+;|(?<!\w)['’]\w+|\w+(?:['’.-]\w+)*|([^\w\s])\1*")
 OUTSIDE = "O"
 
 

@@ -15,6 +15,12 @@ def test_split_words_keeps_inner_marks_and_splits_punctuation():
     assert words == ["Dr", ".", "O'Brien", "met", "Anna-Lena", "on", "2021-03-04", ",", "in", "St", ".", "Louis", "!"]
 
 
+def test_split_words_keeps_tweet_tokens_whole_as_wnut_writes_them():
+    text = "@bob It 's #NBA time http://x.co/a?b=1 wow... !! fish &amp; chips"
+    words = [text[s:e] for s, e in split_words(text)]
+    assert words == ["@bob", "It", "'s", "#NBA", "time", "http://x.co/a?b=1", "wow", "...", "!!", "fish", "&amp;", "chips"]
+
+
 def test_entities_to_tags_and_back_keep_character_offsets():
     text = "Maria Lopez joined Acme Corp in Berlin on 3 May 2021."
     entities = [{"start": 0, "end": 11, "label": "PER"}, {"start": 19, "end": 28, "label": "ORG"},
