@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         eval_path = write_jsonl(work / "eval.jsonl", evaluation)
         sizes = sorted({len(train_rows) if s.strip() == "all" else min(int(s), len(train_rows)) for s in args.sizes.split(",")})
         shuffled = random.Random(args.seed).sample(train_rows, len(train_rows))  # nested samples: 8 within 32 within ...
-        print(f"{args.corpus}: {len(train_rows)} training rows, {len(evaluation)} eval rows, {len(labels)} labels; sizes {sizes}")
+        print(f"{args.data or args.corpus}: {len(train_rows)} training rows, {len(evaluation)} {args.score_split} rows, {len(labels)} labels; sizes {sizes}")
         caps = {m: int(n) for m, _, n in (c.partition("=") for c in args.max_n)}
         results: list[dict] = []
         lm = None

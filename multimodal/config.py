@@ -95,6 +95,9 @@ class ComponentTraining:
     # step on CPU (profiled; BENCHMARKS.md). Set it when the data is small enough to need the regularisation.
     lora_dropout: float = 0.0
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    # Parameters whose names contain one of these stay frozen whatever the mode (e.g. [embeddings] keeps a fully
+    # fine-tuned encoder's word table as pretrained: an adapter-only checkpoint then stores half of MiniLM).
+    freeze: list[str] = field(default_factory=list)
 
 
 @dataclass

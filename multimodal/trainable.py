@@ -21,8 +21,14 @@ def apply_training_modes(model: MultimodalModel) -> None:
         setting: ComponentTraining = getattr(model.config.training, name)
         if setting.mode == "lora":
             _inject_lora(name, module, setting)
+        names = [pname for pname, _ in module.named_parameters()]
+        unmatched = [part for part in setting.freeze if not any(part in pname for pname in names)]
+        if unmatched:
+            raise ValueError(f"training.{name}.freeze {unmatched}: no parameter of the {name} has that in its name "
+                             f"(e.g. {', '.join(names[:3])})")
         for pname, p in module.named_parameters():
-            p.requires_grad_(setting.mode == "full" or (setting.mode == "lora" and LORA_MARK in pname))
+            kept = any(part in pname for part in setting.freeze)
+            p.requires_grad_(not kept and (setting.mode == "full" or (setting.mode == "lora" and LORA_MARK in pname)))
     model.train(model.training)  # re-apply eval mode on frozen parts
 
 
@@ -70,8 +76,11 @@ def stored_keys(model: MultimodalModel) -> list[str]:
     for name, prefix in prefixes.items():
         mode = getattr(model.config.training, name).mode
         own = [k for k in state if k.startswith(prefix)]
-        if name not in model.pretrained_parts or mode == "full":
-            keys += own  # trained from scratch, or every weight changed
+        if name not in model.pretrained_parts:
+            keys += own  # trained from scratch
+        elif mode == "full":
+            freeze = getattr(model.config.training, name).freeze
+            keys += [k for k in own if not any(part in k for part in freeze)]  # every weight not kept frozen
         elif mode == "lora":
             keys += [k for k in own if LORA_MARK in k]
     return keys

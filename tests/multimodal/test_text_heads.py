@@ -221,3 +221,34 @@ def test_evaluate_command_path_scores_a_head(backbones, tmp_path):
     metrics = evaluate(model, load_rows(data, get_task("classify_head")), get_task("classify_head"), return_outputs=True)
     assert metrics["n_examples"] == 24 and {"accuracy", "macro_f1", "loss"} <= set(metrics)
     assert metrics["outputs"][0]["reference"] == ["weather"]
+
+
+def test_a_frozen_part_of_a_fully_trained_backbone_stays_pretrained_and_is_not_stored(backbones, tmp_path):
+    """training.backbone.freeze=[embeddings]: the word table keeps its pretrained values through training, the
+    adapter-only checkpoint leaves it out (the package supplies it), and the reloaded model predicts the same."""
+    data = text_file(tmp_path / "t.jsonl")
+    config = load_config(ROOT / "configs/tiny.yaml", overrides("bert", backbones["bert"], mode="full") + [
+        "training.max_steps=8", "training.backbone.freeze=[embeddings]"])
+    pretrained = {k: v.clone() for k, v in mm.build(config).backbone.state_dict().items()}
+    train(config, tmp_path / "run", train_data=data, progress=False)
+    model = mm.load(tmp_path / "run" / "last")
+    after = model.backbone.state_dict()
+    frozen = [k for k in after if "embeddings" in k]
+    assert frozen and all(torch.equal(after[k], pretrained[k]) for k in frozen)
+    assert any(not torch.equal(after[k], pretrained[k]) for k in after if "encoder.layer" in k)  # the rest trained
+    saved = model.save(tmp_path / "small", adapter_only=True)
+    stored = json.loads((saved / "checkpoint.json").read_text())["stored_keys"]
+    assert stored and not [k for k in stored if "embeddings" in k]
+    assert any(k.startswith("backbone.encoder.layer") or ".encoder.layer" in k for k in stored)
+    reloaded = mm.load(saved)
+    expected = [p.probabilities for p in model.classify(TEXTS)]
+    assert [p.probabilities for p in reloaded.classify(TEXTS)] == [pytest.approx(e, abs=1e-5) for e in expected]
+
+
+def test_freezing_a_name_no_parameter_has_is_an_error_naming_it(backbones):
+    config = load_config(ROOT / "configs/tiny.yaml", overrides("bert", backbones["bert"], mode="full") + [
+        "training.backbone.freeze=[embedings]"])
+    from multimodal.trainable import apply_training_modes
+
+    with pytest.raises(ValueError, match=r"training.backbone.freeze \['embedings'\]: no parameter"):
+        apply_training_modes(mm.build(config))
