@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 REQS := requirements.txt requirements-weights.txt pyproject.toml Makefile
 STAMP = .venv/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-16)
-APT_PACKAGES := ffmpeg espeak-ng sox fortunes fonts-noto-color-emoji unicode-data flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+APT_PACKAGES := ffmpeg espeak-ng sox fortunes fonts-noto-color-emoji unicode-data flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts chromium
 
 .PHONY: setup demo test test-all clean weights models objects-data
 

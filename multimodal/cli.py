@@ -351,6 +351,12 @@ def _demo(args: argparse.Namespace) -> None:
     run(args.config, args.output, max_steps=args.max_steps, data=args.data, overrides=args.overrides)
 
 
+def _serve(args: argparse.Namespace) -> None:
+    from multimodal.serve import serve
+
+    serve(args.model, host=args.host, port=args.port)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="multimodal",
@@ -558,6 +564,13 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--data", choices=["full", "small"], default="full",
                    help="corpus sizes: full (make demo) or small (seconds; tests and notebooks)")
     d.set_defaults(func=_demo)
+
+    sv = sub.add_parser("serve", help="a web page with one tab per task (caption, transcribe, text), offline")
+    sv.add_argument("--model", help=MODEL_HELP + " (default: auto, each task's shipped model; the page's picker "
+                    "changes it)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
+    sv.add_argument("--port", type=int, default=7860, help="(default: %(default)s)")
+    sv.set_defaults(func=_serve)
     return p
 
 
