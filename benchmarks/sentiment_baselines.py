@@ -7,8 +7,8 @@ Rows: always the training split's majority label; VADER's compound score (no tra
 when `vaderSentiment` is installed); TF-IDF word 1-2-grams + logistic regression (scikit-learn, C chosen on
 the eval split); the model (default: the shipped `sentiment-en`). Accuracy and macro-F1 on test.jsonl, each with
 its bootstrap interval; --json writes them. `--labels positive=A,negative=B` names the data's own labels for the
-two that VADER and a positive / negative model give (Amazon's great / other): the model is then scored as it
-transfers, untrained on that data.
+two that VADER and a positive / negative model give (Amazon's great / other): such a model is then scored as it
+transfers, untrained on that data; a model trained on the data's own labels is scored as it is. --model repeats.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, type=Path, help="folder with train.jsonl, eval.jsonl, test.jsonl "
                    "(multimodal data sentiment --out DIR)")
-    p.add_argument("--model", default="sentiment-en", help="shipped model name or checkpoint dir")
+    p.add_argument("--model", action="append", help="shipped model name or checkpoint dir (repeatable; "
+                   "default: sentiment-en)")
     p.add_argument("--labels", default="positive=positive,negative=negative",
                    help="the data's labels for positive and negative (default: %(default)s)")
     p.add_argument("--json", type=Path, help="write the table here")
@@ -82,15 +83,18 @@ def main() -> None:
         rows["VADER (no training)"] = [mapping[label] for label in vader]
     tfidf, c = tfidf_predictions(train, evaluation, test)
     rows[f"TF-IDF 1-2-grams + logistic regression (C={c})"] = tfidf
-    model = mm.load(args.model)
-    start = time.perf_counter()
-    rows[f"{args.model}"] = [mapping.get(p.label, p.label) for p in model.classify(test[0], batch_size=32)]
-    seconds = time.perf_counter() - start
+    speeds = {}
+    for name in args.model or ["sentiment-en"]:
+        model = mm.load(name)
+        start = time.perf_counter()
+        rows[name] = [mapping.get(p.label, p.label) for p in model.classify(test[0], batch_size=32)]
+        speeds[name] = len(test[1]) / (time.perf_counter() - start)
     table = []
-    print(f"test split: {len(test[1])} snippets of {args.data}; model inference {len(test[1]) / seconds:.0f} texts/s")
+    print(f"test split: {len(test[1])} texts of {args.data}; inference " +
+          ", ".join(f"{name} {speed:.0f} texts/s" for name, speed in speeds.items()))
     print(f"{'method':<52} {'accuracy [95 % interval]':<28} macro-F1")
     for name, predictions in rows.items():
-        record = {"method": name}
+        record = {"method": name} | ({"texts_per_s": speeds[name]} if name in speeds else {})
         for metric in ("accuracy", "macro_f1"):
             low, high = bootstrap_interval(metric, test[1], predictions)
             record.update({metric: METRICS[metric](test[1], predictions), f"{metric}_low": low, f"{metric}_high": high})
