@@ -53,7 +53,7 @@ weights: setup
 RT := $(CACHE)/data/rotten_tomatoes
 weights-sentiment-en:
 	$(MM) data sentiment --out $(RT)
-	$(MM) train configs/sentiment_minilm.yaml --train $(RT)/train.jsonl --eval $(RT)/eval.jsonl \
+	$(MM) train configs/sentiment_smollm2.yaml --train $(RT)/train.jsonl --eval $(RT)/eval.jsonl \
 		--output $(CACHE)/runs/sentiment-en $$([ -d $(CACHE)/runs/sentiment-en/last ] && echo --resume)
 	$(MM) ship $(CACHE)/runs/sentiment-en --name sentiment-en --test $(RT)/test.jsonl --root $(WEIGHTS_OUT) \
 		--card multimodal/shipped/sentiment-en/README.md
