@@ -41,6 +41,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 TRAINED = {"smollm2-lora": "configs/classify.yaml", "minilm": "configs/classify_minilm.yaml",
            "minilm-scratch": "configs/classify_minilm.yaml", "roberta": "configs/classify_minilm.yaml"}
 METHODS = (*TRAINED, "zero-shot", "in-context")
+DEFAULT_METHODS = "smollm2-lora,minilm,zero-shot"
 ROBERTA_DEFAULT = "FacebookAI/roberta-base"
 
 
@@ -51,7 +52,17 @@ def method_overrides(method: str, args) -> list[str]:
     if method == "roberta":
         return [f"backbone.name={args.roberta}"]
     return []
-DEFAULT_METHODS = "smollm2-lora,minilm,zero-shot"
+
+
+def parse_caps(items: list[str]) -> dict[str, int]:
+    """--max-n METHOD=N items -> {METHOD: N}; a malformed item or an unknown method is an error naming it."""
+    caps = {}
+    for item in items:
+        method, _, n = item.partition("=")
+        if method not in METHODS or not n.isdigit():
+            raise ValueError(f"--max-n takes METHOD=N with METHOD one of {', '.join(METHODS)}, got {item!r}")
+        caps[method] = int(n)
+    return caps
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -94,8 +105,8 @@ def train_and_score(method: str, sample: list[dict], eval_path: Path, labels: li
     train_path = write_jsonl(work / f"train_{len(sample)}.jsonl", sample)
     start = time.perf_counter()
     summary = train(config, run, train_data=train_path, eval_data=eval_path, progress=False)
-    scores = {k: v for k, v in summary["eval"].items() if k.split("_low")[0].split("_high")[0] in ("accuracy", "macro_f1")}
-    return {**scores, "steps": steps, "seconds": time.perf_counter() - start}
+    return {"accuracy": summary["eval"]["accuracy"], "macro_f1": summary["eval"]["macro_f1"], "steps": steps,
+            "seconds": time.perf_counter() - start}
 
 
 def likelihood_score(model, sample: list[dict], evaluation: list[dict], labels: list[str], shots: int) -> dict:
@@ -158,6 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         p.error(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
+    try:
+        caps = parse_caps(args.max_n)
+    except ValueError as error:
+        p.error(str(error))
 
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
@@ -171,7 +186,6 @@ def main(argv: list[str] | None = None) -> None:
         sizes = sorted({len(train_rows) if s.strip() == "all" else min(int(s), len(train_rows)) for s in args.sizes.split(",")})
         shuffled = random.Random(args.seed).sample(train_rows, len(train_rows))  # nested samples: 8 within 32 within ...
         print(f"{args.data or args.corpus}: {len(train_rows)} training rows, {len(evaluation)} {args.score_split} rows, {len(labels)} labels; sizes {sizes}")
-        caps = {m: int(n) for m, _, n in (c.partition("=") for c in args.max_n)}
         results: list[dict] = []
         lm = None
         for method in methods:

@@ -30,13 +30,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def random_roberta(directory: Path):
     """A classifier on RoBERTa-base's architecture with random weights (no RoBERTa weights exist offline)."""
-    from transformers import RobertaConfig
+    from transformers import AutoTokenizer, RobertaConfig
 
     import multimodal as mm
-    from multimodal.backbone import load_backbone
-    from multimodal.config import load_config
+    from multimodal.backbone import resolve
 
-    _, tokenizer = load_backbone(load_config(ROOT / "configs/classify.yaml").backbone)
+    tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2-135m-instruct"))  # the tokenizer only, no weights
     tokenizer.save_pretrained(directory)
     RobertaConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                   eos_token_id=tokenizer.eos_token_id).save_pretrained(directory)  # the defaults are RoBERTa-base's
@@ -65,7 +64,11 @@ def main() -> None:
     rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
     texts = [r["text"] for r in rows][: args.n + args.batch_size]
     labels = sorted({r["label"] for r in rows}) if args.zero_shot else None
-    model = random_roberta(Path(tempfile.mkdtemp())) if args.random_arch else load(args.model, backbone_ok=True)
+    if args.random_arch:
+        with tempfile.TemporaryDirectory() as tmp:  # the built model holds its weights; the dir is only read once
+            model = random_roberta(Path(tmp))
+    else:
+        model = load(args.model, backbone_ok=True)
     run = (lambda batch: model.tag(batch, batch_size=args.batch_size)) if args.tag else (
         lambda batch: model.classify(batch, labels=labels, batch_size=args.batch_size))
     run(texts[: args.batch_size])  # warm-up

@@ -15,6 +15,11 @@ from multimodal.model import MultimodalModel
 LORA_MARK = "lora_"  # every parameter peft adds for LoRA has this in its name
 
 
+def kept_frozen(name: str, setting: ComponentTraining) -> bool:
+    """Whether parameter `name` is named by the component's `freeze` list (frozen whatever its mode)."""
+    return any(part in name for part in setting.freeze)
+
+
 def apply_training_modes(model: MultimodalModel) -> None:
     """Inject LoRA where asked and set requires_grad for every component."""
     for name, module in model.components().items():
@@ -27,8 +32,8 @@ def apply_training_modes(model: MultimodalModel) -> None:
             raise ValueError(f"training.{name}.freeze {unmatched}: no parameter of the {name} has that in its name "
                              f"(e.g. {', '.join(names[:3])})")
         for pname, p in module.named_parameters():
-            kept = any(part in pname for part in setting.freeze)
-            p.requires_grad_(not kept and (setting.mode == "full" or (setting.mode == "lora" and LORA_MARK in pname)))
+            trains = setting.mode == "full" or (setting.mode == "lora" and LORA_MARK in pname)
+            p.requires_grad_(trains and not kept_frozen(pname, setting))
     model.train(model.training)  # re-apply eval mode on frozen parts
 
 
@@ -79,8 +84,8 @@ def stored_keys(model: MultimodalModel) -> list[str]:
         if name not in model.pretrained_parts:
             keys += own  # trained from scratch
         elif mode == "full":
-            freeze = getattr(model.config.training, name).freeze
-            keys += [k for k in own if not any(part in k for part in freeze)]  # every weight not kept frozen
+            setting = getattr(model.config.training, name)
+            keys += [k for k in own if not kept_frozen(k, setting)]  # every weight not kept frozen
         elif mode == "lora":
             keys += [k for k in own if LORA_MARK in k]
     return keys

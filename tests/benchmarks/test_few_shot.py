@@ -32,3 +32,11 @@ def test_the_scored_split_is_eval_or_test_and_a_missing_one_is_named(tmp_path):
     (tmp_path / "test.jsonl").unlink()
     with pytest.raises(SystemExit, match="test.jsonl is missing"):
         bench.corpus_splits("emoji", tmp_path, tmp_path, "test")
+
+
+def test_max_n_names_a_malformed_cap():
+    bench = load_benchmark("few_shot")
+    assert bench.parse_caps(["smollm2-lora=100", "minilm=10"]) == {"smollm2-lora": 100, "minilm": 10}
+    for bad in ("smollm2-lora", "smollm2=100", "minilm=ten"):
+        with pytest.raises(ValueError, match=repr(bad)):
+            bench.parse_caps([bad])
