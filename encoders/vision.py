@@ -14,6 +14,7 @@ from torch import nn
 
 from .efficientnet_lite import VARIANTS as EFFICIENTNET_LITE_VARIANTS
 from .efficientnet_lite import load_weights as load_efficientnet_lite_weights
+from .object_head import ObjectHead
 from .output import EncoderOutput
 
 PRETRAINED_NONE = ""  # random init: train from scratch, never touches the network
@@ -49,6 +50,13 @@ class VisionEncoderConfig:
     # so a captioner can name objects no caption it trained on names. 0 = none. The tags always come from the
     # whole network, also when output_stage cuts the tokens' grid earlier.
     tags: int = 0
+    # timm CNNs: a learned object-name head (encoders/object_head.py) on the same final features. Its names
+    # with a probability of at least `object_tag_threshold`, at most `object_tags` of them, go before the
+    # ImageNet tags. `multimodal fit-tags` fits it on the object names of captioned image folders and fills
+    # `object_tag_names` (its vocabulary); its weights are stored in the checkpoint. 0 = none.
+    object_tags: int = 0
+    object_tag_threshold: float = 0.5
+    object_tag_names: list[str] = field(default_factory=list)
 
 
 def _create_timm_model(config: VisionEncoderConfig) -> nn.Module:
@@ -111,18 +119,26 @@ class VisionEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.tag_head: nn.Linear | None = None
+        self.object_head: ObjectHead | None = None
         if not isinstance(config.tags, int) or not 0 <= config.tags <= IMAGENET_CLASSES:
             raise ValueError(f"encoders.image.tags must be 0 (none) to {IMAGENET_CLASSES}, got {config.tags!r}")
+        if not isinstance(config.object_tags, int) or config.object_tags < 0:
+            raise ValueError(f"encoders.image.object_tags must be 0 (none) or more, got {config.object_tags!r}")
+        if not 0.0 <= config.object_tag_threshold <= 1.0:
+            raise ValueError("encoders.image.object_tag_threshold is a probability (0 to 1), got "
+                             f"{config.object_tag_threshold!r}")
         if config.source == "timm":
             self.model = _create_timm_model(config)
             if config.tags:
                 self.tag_head = self._imagenet_head()
             self.model.reset_classifier(0)  # the encoder ends at the features; drop the classification head
+            if config.object_tag_names:
+                self.set_object_names(config.object_tag_names)
             self.out_dim: int = self._output_channels() + self._extra_channels()
             self.grid_size: tuple[int, int] = self._timm_grid_size()
         elif config.source == "hf":
-            if config.tags:
-                raise ValueError("encoders.image.tags is for timm CNNs with an ImageNet-1k head, not source='hf'")
+            if config.tags or config.object_tags or config.object_tag_names:
+                raise ValueError("encoders.image.tags and object_tags are for timm CNNs, not source='hf'")
             if config.extra_feature_stages or config.output_stage != -1:
                 raise ValueError("encoders.image.extra_feature_stages and output_stage are for timm CNNs, "
                                  "not source='hf'")
@@ -144,21 +160,51 @@ class VisionEncoder(nn.Module):
                              f"{head}: use pretrained: package (EfficientNet-Lite) or a hub model with its head")
         return copy.deepcopy(head)
 
+    def set_object_names(self, names: list[str]) -> ObjectHead:
+        """A new, untrained object head for these names (`multimodal fit-tags` fits it); the config records them."""
+        if self.config.source != "timm" or getattr(self.model, "patch_embed", None) is not None:
+            raise ValueError(f"encoders.image.object_tags is for timm CNNs (a final feature map), not {self.config.name}")
+        self.object_head = ObjectHead(int(self.model.num_features), names)
+        self.config.object_tag_names = list(names)
+        return self.object_head
+
+    @property
+    def gives_tags(self) -> bool:
+        """Whether `tag_names` has anything to say: ImageNet tags, or a fitted object head asked to speak."""
+        return bool(self.config.tags) or (self.object_head is not None and self.config.object_tags > 0)
+
+    @torch.no_grad()
+    def final_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The whole network's final map ``(B, C, H, W)`` in eval mode (batch norm with its running statistics,
+        as the heads were trained), whatever grid `output_stage` gives the tokens."""
+        was_training = self.training
+        self.eval()
+        features = self.model.forward_features(pixel_values)
+        self.train(was_training)
+        return features
+
     @torch.no_grad()
     def tag_names(self, pixel_values: torch.Tensor) -> list[list[str]]:
-        """The names of each image's top `config.tags` ImageNet classes, most likely first.
+        """Each image's tag names: the object head's confident names (`object_tags`), then the top `tags`
+        ImageNet classes not already named, most likely first.
 
         pixel_values: (B, 3, S, S) as `preprocess` gives them."""
-        if self.tag_head is None:
-            raise ValueError("this image encoder gives no tags: set encoders.image.tags")
-        was_training = self.training  # batch norm with its running statistics, as the ImageNet head was trained
-        self.eval()
-        features = self.model.forward_features(pixel_values)  # the final features, whatever output_stage says
-        pooled = self.model.forward_head(features, pre_logits=True)  # (B, C): timm's own pooling (CNN: the mean)
-        logits = self.tag_head(pooled)  # (B, 1000)
-        self.train(was_training)
-        names = imagenet_names()
-        return [[names[i] for i in row] for row in logits.topk(self.config.tags, dim=-1).indices.tolist()]
+        if not self.gives_tags:
+            raise ValueError("this image encoder gives no tags: set encoders.image.tags (or fit an object head)")
+        features = self.final_features(pixel_values)  # (B, C, H, W)
+        out: list[list[str]] = [[] for _ in range(len(features))]
+        if self.object_head is not None and self.config.object_tags:
+            found = self.object_head.top_names(self.object_head(features), self.config.object_tags,
+                                               self.config.object_tag_threshold)
+            out = [list(names) for names in found]
+        if self.config.tags:
+            if self.tag_head is None:
+                raise ValueError("encoders.image.tags needs the ImageNet head, which this encoder was built without")
+            pooled = self.model.forward_head(features, pre_logits=True)  # (B, C): timm's own pooling (CNN: the mean)
+            names = imagenet_names()
+            for own, row in zip(out, self.tag_head(pooled).topk(self.config.tags, dim=-1).indices.tolist()):
+                own += [names[i] for i in row if names[i] not in own]
+        return out
 
     @property
     def n_tokens(self) -> int:

@@ -345,6 +345,27 @@ def _ship(args: argparse.Namespace) -> None:
           f"[{h['low']:.4f}, {h['high']:.4f}] on {h['n_examples']} test examples")
 
 
+def _fit_tags(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
+    import multimodal as mm
+    from multimodal.object_tags import FitConfig, fit_object_head
+
+    model = mm.load(args.model) if not args.model.endswith((".yaml", ".yml")) else mm.build(args.model)
+    if args.top is not None:
+        model.config.encoders.image.object_tags = args.top
+    if args.threshold is not None:
+        model.config.encoders.image.object_tag_threshold = args.threshold
+    report = fit_object_head(model, args.train, args.eval, FitConfig(epochs=args.epochs))
+    path = model.save(args.output, adapter_only=True)
+    print(f"object head: {report.names} names from {report.train_images} images, fitted in {report.seconds:.0f} s; "
+          f"saved {path}")
+    if report.eval_images:
+        r = asdict(report)
+        print("  ".join(f"{k} {r[k]:.3f}" for k in ("eval_recall_top_k", "eval_recall_tagged", "eval_precision_tagged"))
+              + f" on {report.eval_images} evaluation images")
+
+
 def _demo(args: argparse.Namespace) -> None:
     from multimodal.demo import run
 
@@ -472,6 +493,18 @@ def parser() -> argparse.ArgumentParser:
     sh.add_argument("--force", action="store_true", help="replace the model even if the new one scores lower")
     sh.add_argument("--batch-size", type=int, default=16)
     sh.set_defaults(func=_ship)
+
+    ft = sub.add_parser("fit-tags", help="fit an image encoder's object-name head on folders whose metadata rows list "
+                        "their objects; the LM reads its names as tags")
+    ft.add_argument("model", help=MODEL_HELP + ", or a YAML config to build one from")
+    ft.add_argument("--train", action="append", required=True, help="media folder whose metadata.jsonl rows list "
+                    '"objects": [{"name": ...}] (repeatable)')
+    ft.add_argument("--eval", action="append", help="folder(s) of the same kind, scored after fitting")
+    ft.add_argument("--output", required=True, help="checkpoint dir to write (the model with its new head)")
+    ft.add_argument("--epochs", type=int, default=20, help="passes over the training images (default: %(default)s)")
+    ft.add_argument("--top", type=int, help="most names the head gives an image as tags (default: the model's, else 3)")
+    ft.add_argument("--threshold", type=float, help="probability a name needs to be a tag (default: the model's, 0.5)")
+    ft.set_defaults(func=_fit_tags)
 
     g = sub.add_parser("data", help="generate a development corpus (offline)")
     gsub = g.add_subparsers(dest="corpus", required=True, metavar="CORPUS")

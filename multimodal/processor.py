@@ -2,8 +2,9 @@
 
 A prompt holds `<image>` / `<audio>` markers where its inputs go. Each marker is expanded into exactly as
 many placeholder tokens as the adapter emits for that input, so the model can splice them one to one.
-With `encoders.image.tags`, each image's placeholders are followed by the names the encoder's own ImageNet head
-gives it, as text (`TAGS_TEXT`): the LM can read, and copy, a name no caption it trained on holds.
+With `encoders.image.tags` (or a fitted object head, `object_tags`), each image's placeholders are followed by the
+names the encoder's own heads give it, as text (`TAGS_TEXT`): the LM can read, and copy, a name no caption it
+trained on holds.
 Targets are appended after the prompt and followed by the end-of-sequence token, which is supervised.
 """
 
@@ -119,9 +120,9 @@ class Processor:
         return batch
 
     def image_tags(self, pixel_values: torch.Tensor | None) -> list[list[str]] | None:
-        """Each image's tag names (encoders.image.tags), or None when the model reads no tags."""
+        """Each image's tag names (object head, then ImageNet), or None when the model reads no tags."""
         encoder = self.model.encoders["image"] if "image" in self.model.encoders else None
-        if pixel_values is None or encoder is None or not encoder.config.tags:
+        if pixel_values is None or encoder is None or not encoder.gives_tags:
             return None
         return encoder.tag_names(pixel_values)
 

@@ -1,7 +1,8 @@
 """What trains and how fast: frozen, LoRA (peft) or full per component; one learning rate per component.
 
 Also decides what an adapter-only checkpoint must store: everything that is not a pretrained weight
-left untouched — adapters, LoRA matrices, fully trained parts and parts trained from scratch.
+left untouched — adapters, LoRA matrices, fully trained parts, parts trained from scratch, and an image
+encoder's fitted object head (encoders/object_head.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from multimodal.config import ComponentTraining
 from multimodal.model import MultimodalModel
 
 LORA_MARK = "lora_"  # every parameter peft adds for LoRA has this in its name
+FITTED_MARK = ".object_head."  # an image encoder's object head: fitted by `multimodal fit-tags`, never pretrained
 
 
 def kept_frozen(name: str, setting: ComponentTraining) -> bool:
@@ -88,6 +90,8 @@ def stored_keys(model: MultimodalModel) -> list[str]:
             keys += [k for k in own if not kept_frozen(k, setting)]  # every weight not kept frozen
         elif mode == "lora":
             keys += [k for k in own if LORA_MARK in k]
+        if name in model.pretrained_parts:  # a fitted head inside a pretrained part is stored whatever its mode
+            keys += [k for k in own if FITTED_MARK in k and k not in keys]
     return keys
 
 
