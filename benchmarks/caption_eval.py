@@ -13,7 +13,9 @@ BLEU-4 and CIDEr-D against every reference phrasing of the row (`captions`, else
 - objects (`--objects DIR`, `multimodal data objects`: `eval` = seen objects newly composited, `heldout` = unseen
   objects; with `--test`, also `test` and `test_unseen`, read once for a model's card): the share of composited
   objects the caption names (`tasks.corpora.object_names.object_named`) and of images with every object named,
-  each with its 95 % bootstrap interval over images.
+  each with its 95 % bootstrap interval over images; on unseen objects also `imagenet_ceiling`, the share whose
+  name an ImageNet class name contains (the most that copying a right ImageNet tag can name).
+`--no-tags` / `--no-object-tags` caption without the tags / without the object head's names (ablations).
 `--dev-photos` captions the 7 darknet photographs (`tasks.corpora.object_sources.dev_photos`) and counts those whose
 caption names the main object. Then the captioning latency per image, one image at a time and batched, and a PNG grid of held-out images
 with their generated captions (default `benchmarks/results/caption_grid.png`). `--json FILE` keeps it all.
@@ -114,7 +116,23 @@ def score(s: EvalSet) -> dict[str, float]:
             out["held_out_emoji_named"] = sum(held) / len(held)
     elif s.kind == "objects":
         out.update(objects_named(s.rows, s.hypotheses))
+        if s.name.endswith(("heldout", "unseen")):
+            out["imagenet_ceiling"] = imagenet_ceiling(s.rows)
     return out
+
+
+def imagenet_ceiling(rows: list[dict]) -> float:
+    """The share of the objects whose name some ImageNet-1k class name (any synonym) contains: the most an unseen
+    object can be named by copying a correct ImageNet tag (`object_named`: "owl" is in "great grey owl")."""
+    from timm.data import ImageNetInfo
+
+    from tasks.corpora.object_names import object_named
+
+    info = ImageNetInfo()
+    synonyms = [name.strip() for i in range(info.num_classes()) for name in info.index_to_description(i).split(",")]
+    names = [o["name"] for r in rows for o in r["objects"]]
+    coverable = {n for n in set(names) if any(object_named(s, n) for s in synonyms)}
+    return sum(n in coverable for n in names) / max(len(names), 1)
 
 
 def share_interval(flags: list[bool], resamples: int = 1000) -> tuple[float, float, float]:
@@ -213,8 +231,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--grid", default=str(GRID_FILE), help="PNG of held-out images and captions ('' = none)")
     p.add_argument("--grid-images", type=int, default=8, help="images per held-out set in the grid")
     p.add_argument("--no-tags", action="store_true",
-                   help="caption without the encoder's ImageNet tags in the prompt, for a model trained with them "
-                        "(an inference-time ablation: how much the captions lean on the tags)")
+                   help="caption without any tags in the prompt (ImageNet's and the object head's), for a model "
+                        "trained with them (an inference-time ablation: how much the captions lean on the tags)")
+    p.add_argument("--no-object-tags", action="store_true",
+                   help="caption without the object head's names, keeping ImageNet's tags (the head's share)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -223,9 +243,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     sets = eval_sets(args)
     model = mm.load(args.model)
-    if args.no_tags and "image" in model.encoders:
-        model.encoders["image"].config.tags = 0  # the processor then adds no tag text (multimodal/processor.py)
-    results: dict = {"model": str(args.model), "no_tags": args.no_tags, "sets": {}}
+    if (args.no_tags or args.no_object_tags) and "image" in model.encoders:
+        image = model.encoders["image"].config  # with neither, the processor adds no tag text (multimodal/processor.py)
+        image.object_tags = 0
+        image.tags = 0 if args.no_tags else image.tags
+    results: dict = {"model": str(args.model), "no_tags": args.no_tags, "no_object_tags": args.no_object_tags,
+                     "sets": {}}
     print(f"{'set':<18} {'images':>6} {'BLEU-4':>7} {'CIDEr-D':>8}  extra")
     for s in sets:
         files = [s.folder / r["file_name"] for r in s.rows]

@@ -84,3 +84,11 @@ def test_objects_named_counts_each_object_and_each_image():
     assert metrics["objects_named"] == pytest.approx(2 / 4) and metrics["images_all_named"] == pytest.approx(1 / 3)
     assert 0.0 <= metrics["objects_named_low"] < 0.5 < metrics["objects_named_high"] <= 1.0
     assert bench.share_interval([True] * 5) == (1.0, 1.0, 1.0)
+
+
+def test_imagenet_ceiling_counts_names_some_class_name_contains():
+    bench = load_benchmark("caption_eval")
+    rows = [{"objects": [{"name": "owl"}, {"name": "pear"}]}, {"objects": [{"name": "screwdriver"}]},
+            {"objects": [{"name": "bored dog"}]}]
+    # "great grey owl" and "screwdriver" are ImageNet classes; no class name holds "pear" or "bored dog"
+    assert bench.imagenet_ceiling(rows) == pytest.approx(2 / 4)
