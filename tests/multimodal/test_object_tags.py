@@ -122,3 +122,18 @@ def test_bad_input_is_named(tmp_path):
     vit = build(load_config(ROOT / "configs/tiny.yaml", ["encoders.audio=null"]))
     with pytest.raises(ValueError, match="CNN"):
         vit.encoders["image"].set_object_names(["a"])
+
+
+def test_the_command_fits_a_checkpoint_and_saves_it(fitted, folders, tmp_path, capsys):
+    from multimodal.cli import main
+
+    _, _, path = fitted
+    out = tmp_path / "refit"
+    code = main(["fit-tags", str(path), "--train", str(folders[0]), "--eval", str(folders[1]), "--output", str(out),
+                 "--epochs", "30", "--top", "2", "--threshold", "0.3"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "object head: 3 names from 18 images" in printed and "eval_recall_top_k" in printed
+    image = mm.load(out).encoders["image"].config
+    assert (image.object_tags, image.object_tag_threshold, image.object_tag_names) == (2, 0.3, sorted(KINDS))
+    code = main(["fit-tags", str(path), "--train", str(tmp_path / "nowhere"), "--output", str(tmp_path / "x")])
+    assert code == 2 and "no metadata.jsonl" in capsys.readouterr().err
