@@ -360,7 +360,10 @@ def test_ctrl_c_stops_the_cli_cleanly_and_resume_continues_bitwise(reference, tm
     def cli(out: Path, *more: str) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "multimodal", "train", "configs/tiny.yaml", "--train", str(data),
                                  "--output", str(out), "--max-steps", str(STEPS), *RUN, *more], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                # A Python started with SIGINT ignored (inherited: a test runner in the
+                                # background) keeps ignoring it; a user's Ctrl-C reaches a default handler.
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     straight = tmp_path / "straight"
     assert cli(straight).wait(timeout=300) == 0
