@@ -351,6 +351,9 @@ def _fit_tags(args: argparse.Namespace) -> None:
     import multimodal as mm
     from multimodal.object_tags import FitConfig, fit_object_head
 
+    if args.epochs < 1 or (args.top is not None and args.top < 1) or not 0.0 <= (args.threshold or 0.0) <= 1.0:
+        raise ValueError(f"fit-tags: --epochs ({args.epochs}) and --top ({args.top}) must be 1 or more, --threshold "
+                         f"({args.threshold}) a probability from 0 to 1")
     model = mm.load(args.model) if not args.model.endswith((".yaml", ".yml")) else mm.build(args.model)
     if args.top is not None:
         model.config.encoders.image.object_tags = args.top

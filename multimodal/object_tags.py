@@ -61,9 +61,12 @@ def folder_objects(folder: str | Path) -> list[tuple[Path, list[str]]]:
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
-        row = json.loads(line)
-        objects = row.get("objects")
-        if objects is None:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}, line {n}: not a JSON object ({e.msg})") from None
+        objects = row.get("objects") if isinstance(row, dict) else None
+        if not isinstance(objects, list):
             continue
         names = [o["name"] for o in objects if isinstance(o, dict) and isinstance(o.get("name"), str) and o["name"]]
         if names and "file_name" in row:

@@ -126,15 +126,14 @@ def _train(config: Config, output: Path, train_data: Any, eval_data: Any, resume
         from multimodal.text_heads import resolve_head_labels
 
         config = resolve_head_labels(config, task, rows, eval_rows)
+    from multimodal.resolve import checkpoint_dir
+
     if resume or tc.init_from:  # a fitted object head in the checkpoint the weights come from: build it here too
         from multimodal.object_tags import adopt_object_names
-        from multimodal.resolve import checkpoint_dir
 
         config = adopt_object_names(config, recover(output / "last") if resume else checkpoint_dir(tc.init_from))
     model = build(config)
     if tc.init_from and not resume:
-        from multimodal.resolve import checkpoint_dir
-
         copied = init_from(model, checkpoint_dir(tc.init_from))
         log.info("initialised %d weights from '%s'", len(copied), tc.init_from)
     if tc.gradient_checkpointing:

@@ -59,6 +59,11 @@ def fitted(folders, tmp_path_factory):
 def test_folder_objects_reads_named_rows_only(folders):
     rows = folder_objects(folders[0])
     assert len(rows) == 18 and rows[0][1] == ["red box"]  # the row without objects is not there
+    broken = folders[0].parent / "broken"
+    broken.mkdir(exist_ok=True)
+    (broken / "metadata.jsonl").write_text('{"file_name": "a.png", "objects": [{"name": "x"}]}\n{oops\n')
+    with pytest.raises(ValueError, match="broken/metadata.jsonl, line 2: not a JSON object"):
+        folder_objects(broken)
     with pytest.raises(FileNotFoundError, match="no metadata.jsonl"):
         folder_objects(folders[0] / "0_0.png")
 
@@ -137,3 +142,7 @@ def test_the_command_fits_a_checkpoint_and_saves_it(fitted, folders, tmp_path, c
     assert (image.object_tags, image.object_tag_threshold, image.object_tag_names) == (2, 0.3, sorted(KINDS))
     code = main(["fit-tags", str(path), "--train", str(tmp_path / "nowhere"), "--output", str(tmp_path / "x")])
     assert code == 2 and "no metadata.jsonl" in capsys.readouterr().err
+    for bad in (["--threshold", "3"], ["--top", "0"], ["--epochs", "0"]):
+        code = main(["fit-tags", str(path), "--train", str(folders[0]), "--output", str(tmp_path / "y"), *bad])
+        assert code == 2 and "must be 1 or more, --threshold" in capsys.readouterr().err
+        assert not (tmp_path / "y").exists()  # refused before anything is written
