@@ -310,20 +310,6 @@ def _read_meta(directory: Path) -> dict:
     return meta
 
 
-def init_from(model: MultimodalModel, directory: str | Path) -> list[str]:
-    """Copy a checkpoint's weights into `model` wherever name and shape match (e.g. a stage-1 encoder into a
-    stage-2 model); returns the names copied. A checkpoint that matches nothing is an error."""
-    directory = Path(directory)
-    shapes = _stored_shapes(directory)
-    own = model.state_dict()
-    matched = sorted(k for k, shape in shapes.items() if k in own and own[k].shape == shape)
-    if not matched:
-        raise CheckpointError(f"'{directory}': none of its {len(shapes)} weights fits this model")
-    stored = _read_tensors(directory)
-    model.load_state_dict({k: stored[k] for k in matched}, strict=False)
-    return matched
-
-
 # ---------------------------------------------------------------------------------------------------------
 # One training per output folder
 

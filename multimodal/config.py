@@ -110,7 +110,9 @@ class TrainingConfig:
     lm_loss_weight: float = 1.0  # 0 skips the LM entirely (e.g. CTC-only encoder training)
     ctc_loss_weight: float = 0.0  # needs heads.ctc
     eval_decoder: Literal["lm", "ctc"] = "lm"  # how evaluation transcribes audio
-    init_from: str = ""  # a checkpoint dir, run dir or shipped model whose weights (matching names and shapes) start this run
+    # A checkpoint dir, run dir or shipped model whose weights (matching names and shapes) start this run, or a list
+    # of them: their LoRA updates are stacked in the model's ranks (multimodal/warm_start.py)
+    init_from: str | list[str] = ""
     batch_size: int = 16
     grad_accum_steps: int = 1
     max_steps: int = 1000

@@ -29,7 +29,8 @@ import torch
 from tqdm.auto import tqdm
 
 from multimodal.build import build
-from multimodal.checkpoint import CheckpointError, hold_run_dir, init_from, load_weights, recover, save, verified
+from multimodal.checkpoint import CheckpointError, hold_run_dir, load_weights, recover, save, verified
+from multimodal.warm_start import init_from
 from multimodal.config import Config, TrainingConfig
 from multimodal.data import collator_for, load_rows, task_loader
 from multimodal.evaluate import evaluate
@@ -128,14 +129,16 @@ def _train(config: Config, output: Path, train_data: Any, eval_data: Any, resume
         config = resolve_head_labels(config, task, rows, eval_rows)
     from multimodal.resolve import checkpoint_dir
 
-    if resume or tc.init_from:  # a fitted object head in the checkpoint the weights come from: build it here too
+    sources = [checkpoint_dir(s) for s in ([tc.init_from] if isinstance(tc.init_from, str) else tc.init_from) if s]
+    if resume or sources:  # a fitted object head in a checkpoint the weights come from: build it here too
         from multimodal.object_tags import adopt_object_names
 
-        config = adopt_object_names(config, recover(output / "last") if resume else checkpoint_dir(tc.init_from))
+        for source in [recover(output / "last")] if resume else sources:
+            config = adopt_object_names(config, source)
     model = build(config)
-    if tc.init_from and not resume:
-        copied = init_from(model, checkpoint_dir(tc.init_from))
-        log.info("initialised %d weights from '%s'", len(copied), tc.init_from)
+    if sources and not resume:
+        copied = init_from(model, sources)
+        log.info("initialised %d weights from %s", len(copied), ", ".join(f"'{s}'" for s in sources))
     if tc.gradient_checkpointing:
         model.backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     rank, world = accelerator.process_index, accelerator.num_processes

@@ -27,6 +27,7 @@ from multimodal import shipped
 from multimodal.checkpoint import CheckpointError
 from multimodal.config import load_config
 from multimodal.train import TRAINER_STATE, train
+from multimodal.warm_start import init_from
 
 from .corpora import image_folder, text_file
 from .test_text_cli import tiny_text_model
@@ -278,7 +279,7 @@ def test_a_flipped_byte_in_the_weights_is_caught_by_its_hash(saved, tiny_model, 
     flip_a_byte(weights)
     expected, actual = recorded_and_actual(weights)
     read = {"load": lambda: mm.load(saved), "load_weights": lambda: ckpt.load_weights(tiny_model, saved),
-            "init_from": lambda: ckpt.init_from(tiny_model, saved)}[reader]
+            "init_from": lambda: init_from(tiny_model, saved)}[reader]
     with pytest.raises(CheckpointError, match=rf"'{re.escape(str(weights))}'.*expected {expected}.*got {actual}"):
         read()
 

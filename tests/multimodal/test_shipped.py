@@ -181,7 +181,7 @@ def test_model_methods_decode_with_the_stored_settings_unless_given(monkeypatch)
 
 
 def test_init_from_takes_a_shipped_name_and_a_run_dir(checkpoint, root, tmp_path):
-    from multimodal.checkpoint import init_from
+    from multimodal.warm_start import init_from
     from multimodal.resolve import checkpoint_dir
 
     _ship(checkpoint, root, tmp_path)

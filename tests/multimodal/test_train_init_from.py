@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 import multimodal as mm
-from multimodal.checkpoint import CheckpointError, init_from
+from multimodal.checkpoint import CheckpointError
+from multimodal.warm_start import init_from
 from multimodal.config import load_config
 from multimodal.data import Collator, TaskDataset, load_rows
 from multimodal.train import train
