@@ -1,6 +1,6 @@
 """The multi-task demo model against one single-task model per task at equal per-task budget (issue 7).
 
-1. The demo's corpora (`runs/demo/data`, written by the demo when absent) and its config (configs/demo.yaml).
+1. The demo's corpora (`runs/synthetic/data`, written by the demo when absent) and its config (configs/multitask_synthetic.yaml).
 2. The multi-task model: trained into OUTPUT/multi, or an already trained run reused with `--multi DIR`
    (its saved config, steps and seed are then the reference).
 3. One model per task of the mixture, trained into OUTPUT/<task> from the multi-task run's own saved config
@@ -15,7 +15,7 @@
    (multi - single) / |single|, sign-flipped for error rates, so negative always means the multi-task model is
    worse; "within 10 %" = not worse by more than 10 % (the goal of issue 7); "n/a" when single is 0.
 
-    python benchmarks/multitask_vs_single.py --multi runs/demo          # reuse `make demo`'s run
+    python benchmarks/multitask_vs_single.py --multi runs/synthetic     # reuse `multimodal demo --config configs/multitask_synthetic.yaml --output runs/synthetic`
     python benchmarks/multitask_vs_single.py                            # train the multi-task run as well
     python benchmarks/multitask_vs_single.py --max-steps 30 --n 16      # the whole comparison scaled down
 
@@ -96,7 +96,7 @@ def finished_config_path(run_dir: Path) -> Path:
     state = run_state(run_dir)
     if state is None or state[0] < state[1]:
         where = "no run" if state is None else f"a run at step {state[0]} of {state[1]}"
-        raise ValueError(f"'{run_dir}' holds {where}; --multi needs a finished multi-task run (e.g. runs/demo)")
+        raise ValueError(f"'{run_dir}' holds {where}; --multi needs a finished multi-task run (e.g. runs/synthetic)")
     return recover(run_dir / "last") / "config.yaml"
 
 
@@ -146,7 +146,9 @@ def score_run(run_dir: Path, data_dir: Path, n: int, decoder: str) -> list[dict[
     checkpoint = next(d for d in (recover(run_dir / "best"), recover(run_dir / "last"))
                       if (d / "checkpoint.json").is_file())
     sizes = dataclasses.replace(DATA_SIZES["full"], heldout_examples=n)  # the cache's key: n examples a set
-    return cached_metrics(mm.load(checkpoint), checkpoint, data_dir, sizes, decoder)
+    model = mm.load(checkpoint)
+    model.config.training.eval_decoder = decoder  # every model transcribes with the same decoder
+    return cached_metrics(model, checkpoint, data_dir, sizes)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -206,11 +208,11 @@ def format_comparison(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides (without --multi)")
-    p.add_argument("--config", default="configs/demo.yaml", help="multi-task config (default: %(default)s)")
-    p.add_argument("--multi", type=Path, help="a finished multi-task run to reuse (e.g. runs/demo), not trained here")
+    p.add_argument("--config", default="configs/multitask_synthetic.yaml", help="multi-task config (default: %(default)s)")
+    p.add_argument("--multi", type=Path, help="a finished multi-task run to reuse (e.g. runs/synthetic), not trained here")
     p.add_argument("--max-steps", type=int, help="the multi-task run's optimizer steps; the single-task runs follow")
     p.add_argument("--data", choices=["full", "small"], default="full", help="demo corpus sizes (default: %(default)s)")
-    p.add_argument("--data-dir", type=Path, help="demo corpora (default: runs/demo/data; --data small: OUTPUT/data)")
+    p.add_argument("--data-dir", type=Path, help="demo corpora (default: runs/synthetic/data; --data small: OUTPUT/data)")
     p.add_argument("--n", type=int, help="examples per caption/speech held-out set (default: the demo's, 64 for "
                    "full data; 0 = all); classification scores every eval text")
     p.add_argument("--output-dir", type=Path, default=Path("runs/multitask_vs_single"), help="default: %(default)s")
@@ -224,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     datasets.disable_progress_bars()  # the training bar is the one to watch
     sizes = DATA_SIZES[args.data]
     if args.data_dir is None:  # small corpora never overwrite the demo's own
-        args.data_dir = Path("runs/demo/data") if args.data == "full" else args.output_dir / "data"
+        args.data_dir = Path("runs/synthetic/data") if args.data == "full" else args.output_dir / "data"
     n = sizes.heldout_examples if args.n is None else args.n
     print(f"1. demo corpora in {args.data_dir}")
     make_data(args.data_dir, sizes)

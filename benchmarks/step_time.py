@@ -8,7 +8,7 @@ alternating with the first model's.
 
     .venv/bin/python benchmarks/step_time.py configs/tiny.yaml
     .venv/bin/python benchmarks/step_time.py configs/default.yaml --batch-size 8 --steps 5
-    .venv/bin/python benchmarks/step_time.py configs/demo.yaml --against training.backbone.lora_dropout=0.05
+    .venv/bin/python benchmarks/step_time.py configs/multitask_synthetic.yaml --against training.backbone.lora_dropout=0.05
     .venv/bin/python benchmarks/step_time.py configs/caption_scenes.yaml --batch-size 16 --against training.mixed_precision=bf16
 """
 

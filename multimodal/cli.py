@@ -592,9 +592,11 @@ def parser() -> argparse.ArgumentParser:
     ng.add_argument("--words-out", help="also write the lexicon to search with: the transcripts and the common words")
     ng.set_defaults(func=_ngram)
 
-    d = sub.add_parser("demo", help="train the multi-task demo model (or reuse it) and show it at work")
+    d = sub.add_parser("demo", help="fine-tune one multi-task model from the shipped ones (or reuse it), show it at "
+                       "work and score it beside them")
     d.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
-    d.add_argument("--config", default="configs/demo.yaml", help="YAML config (default: %(default)s)")
+    d.add_argument("--config", default="configs/demo.yaml", help="YAML config (default: %(default)s; "
+                   "configs/multitask_synthetic.yaml trains issue 7's synthetic-data model from scratch)")
     d.add_argument("--output", default="runs/demo", help="run dir; its data/ holds the demo corpora (default: %(default)s)")
     d.add_argument("--max-steps", type=int, help="optimizer steps (overrides training.max_steps)")
     d.add_argument("--data", choices=["full", "small"], default="full",

@@ -1,93 +1,40 @@
-"""`make demo`: one multi-task checkpoint, trained on this machine and shown at work (issue 7).
+"""`make demo`: one multi-task checkpoint, fine-tuned on this machine from the shipped models and shown at work
+(issues 7 and 30).
 
-1. Small demo corpora under OUTPUT/data, seconds each and made once: drawn scenes with captions, espeak-ng
-   speech (plus a one-minute recording of held-out sentences), emoji names labelled by Unicode group.
-2. The multi-task model of `configs/demo.yaml` (captioning, speech recognition and a classification head on
-   one SmolLM2 with LoRA) trained into OUTPUT. A run cut short is resumed; a finished one is reused, so a
-   second `make demo` only shows it.
-3. The checkpoint at work: held-out images captioned, a held-out recording and the one-minute one transcribed
-   (with timestamps), texts classified.
-4. Held-out metrics per task beside the quality goals of issues 4, 5 and 6 (kept in OUTPUT/demo_metrics.json,
-   so a second run prints them without recomputing).
+1. The demo's data sets under OUTPUT/data, made once (`multimodal/demo_sets.py`): for configs/demo.yaml
+   photographed objects on scenes, natural voices (and a one-minute recording by a held-out speaker), critics'
+   snippets and tweets; for configs/multitask_synthetic.yaml drawn scenes, espeak-ng speech and emoji names.
+2. The config's mixture trained into OUTPUT: configs/demo.yaml starts from the shipped caption-en, speech-en and
+   sentiment-en (`training.init_from`, their LoRA updates stacked) and fine-tunes briefly. A run cut short is
+   resumed; a finished one is reused, so a second `make demo` only shows it.
+3. The checkpoint at work on inputs no training saw.
+4. Held-out metrics per task beside each issue's goal and, for the real data, beside the shipped single-task
+   model on the same rows (kept in OUTPUT/demo_metrics.json, so a second run prints them without recomputing).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import resource
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from multimodal.config import Config, TaskData, load_config
+from multimodal.config import Config, load_config
+from multimodal.demo_sets import DATA_SIZES, SETS, SYNTHETIC, DemoData, make_data, within
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 DEFAULT_OUTPUT = "runs/demo"
 METRICS_CACHE = "demo_metrics.json"
+SINGLES_CACHE = "single_task_metrics.json"  # the shipped models' scores on the demo's sets, in the data dir
+LOWER_IS_BETTER = {"WER", "CER"}
+__all__ = ["DATA_SIZES", "DemoData", "make_data", "demo_config", "run", "format_table"]
 
 
-@dataclass(frozen=True)
-class DemoData:
-    """Sizes of the demo corpora."""
-
-    scenes_train: int
-    scenes_eval: int  # new images of training colour/shape combinations
-    scenes_heldout: int  # images with colour/shape combinations never seen in training
-    image_size: int
-    speech_hours: float  # all speech, of which `speech_eval_fraction` is held out (unseen sentences and voices)
-    speech_eval_fraction: float
-    long_minutes: float  # the long recording transcribed with timestamps
-    texts_per_label: int  # emoji names per Unicode group before the train/eval split
-    heldout_examples: int  # examples per caption/speech held-out set (0 = all); classification scores all texts
-
-
-DATA_SIZES = {  # presets: `full` for `make demo`, `small` for tests and notebooks (seconds end to end)
-    "full": DemoData(1200, 64, 64, 224, 1.0, 0.05, 1.0, 300, 64),
-    "small": DemoData(24, 6, 6, 64, 0.006, 0.3, 0.2, 8, 0),
-}
-# The mixture the demo trains when its config has none: task -> weight.
-DEFAULT_WEIGHTS = {"caption": 1.0, "transcribe": 1.0, "classify_head": 1.5}
-
-
-def data_paths(data_dir: Path) -> dict[str, tuple[str, str]]:
-    """task -> (train, eval) sources under the demo's data dir."""
-    return {
-        "caption": (str(data_dir / "scenes/train"), str(data_dir / "scenes/eval")),
-        "transcribe": (str(data_dir / "speech/train"), str(data_dir / "speech/eval")),
-        "classify_head": (str(data_dir / "text/train.jsonl"), str(data_dir / "text/eval.jsonl")),
-    }
-
-
-# ---------------------------------------------------------------------------------------------------------
-# 1. Data
-
-
-def make_data(data_dir: Path, sizes: DemoData) -> None:
-    """Write every demo corpus that is not already there with these sizes (a stamp file marks each one done)."""
-    from tasks.corpora.scenes import generate_scenes_corpus
-    from tasks.corpora.speech import generate_speech_corpus, long_recording
-    from tasks.corpora.text_classes import generate_text_corpus
-
-    jobs = {
-        "scenes": ((sizes.scenes_train, sizes.scenes_eval, sizes.scenes_heldout, sizes.image_size),
-                   lambda: generate_scenes_corpus(data_dir / "scenes", sizes.scenes_train, sizes.scenes_eval,
-                                                  sizes.scenes_heldout, size=sizes.image_size)),
-        "speech": ((sizes.speech_hours, sizes.speech_eval_fraction),
-                   lambda: generate_speech_corpus(data_dir / "speech", sizes.speech_hours, sizes.speech_eval_fraction)),
-        "long": ((sizes.long_minutes,), lambda: long_recording(data_dir / "long/recording.wav", sizes.long_minutes)),
-        "text": ((sizes.texts_per_label,),
-                 lambda: generate_text_corpus("emoji", data_dir / "text", max_per_label=sizes.texts_per_label)),
-    }
-    for name, (key, make) in jobs.items():
-        stamp = data_dir / f".done-{name}"
-        if stamp.is_file() and json.loads(stamp.read_text()) == list(key):
-            continue
-        start = time.perf_counter()
-        make()
-        stamp.write_text(json.dumps(list(key)))
-        print(f"  {name}: written in {time.perf_counter() - start:.1f} s")
+def set_name(entry) -> str:
+    return entry.name or entry.task
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -95,14 +42,18 @@ def make_data(data_dir: Path, sizes: DemoData) -> None:
 
 
 def demo_config(config_path: str | Path, data_dir: Path, max_steps: int | None, overrides: list[str] = ()) -> Config:
-    """The config with its mixture's data pointed at `data_dir` (the default mixture when it has none)."""
+    """The config with its mixture's data pointed at `data_dir` (the synthetic mixture when it has none)."""
+    from multimodal.config import TaskData
+
     config = load_config(config_path, list(overrides))
-    paths = data_paths(data_dir)
-    mixture = config.data.mixture or [TaskData(task=t, weight=w) for t, w in DEFAULT_WEIGHTS.items()]
-    unknown = [entry.task for entry in mixture if entry.task not in paths]
+    mixture = config.data.mixture or [TaskData(task=t, weight=w) for t, w in zip(SYNTHETIC, (1.0, 1.0, 1.5))]
+    unknown = [set_name(e) for e in mixture if set_name(e) not in SETS or SETS[set_name(e)].task != e.task]
     if unknown:
-        raise ValueError(f"{config_path}: the demo has data for {', '.join(paths)}, not for {', '.join(unknown)}")
-    config.data.mixture = [dataclasses.replace(e, train=paths[e.task][0], eval=paths[e.task][1]) for e in mixture]
+        raise ValueError(f"{config_path}: the demo has data sets {', '.join(SETS)} (named by a mixture entry's "
+                         f"name, else its task), not {', '.join(unknown)}")
+    config.data.mixture = [dataclasses.replace(e, train=str(data_dir / SETS[set_name(e)].train),
+                                               eval=str(data_dir / SETS[set_name(e)].eval) if SETS[set_name(e)].eval else "")
+                           for e in mixture]
     if max_steps is not None:
         config.training.max_steps = max_steps
     return config
@@ -142,146 +93,80 @@ def train_or_reuse(config: Config, output: Path, progress: bool = True) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 3. At work
+# 3-4. At work, and held-out metrics
 
 
-def _rows(folder: Path, n: int = 0) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
-    return rows[:n] if n else rows
+class SingleScores:
+    """The shipped single-task models' scores on the demo's sets: each model loaded once, each score computed once
+    and kept in DATA_DIR/single_task_metrics.json (keyed by the model's weights hash and the set sizes)."""
+
+    def __init__(self, data_dir: Path, sizes: DemoData):
+        self.path, self.sizes, self.data_dir = data_dir / SINGLES_CACHE, sizes, data_dir
+        self.saved = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.models: dict[str, Any] = {}
+
+    def __getitem__(self, name: str):
+        def score(fn):
+            from multimodal import shipped
+
+            weights = shipped.read_manifest(name).files["model.safetensors"]["sha256"][:16]
+            key = f"{name}:{weights}:{fn.__name__}:{hashlib.sha256(repr(self.sizes).encode()).hexdigest()[:12]}"
+            if key not in self.saved:
+                if name not in self.models:
+                    import multimodal as mm
+
+                    self.models = {name: mm.load(name)}  # one at a time: they are scored set by set
+                self.saved[key] = fn(self.models[name], self.data_dir, self.sizes)
+                self.path.write_text(json.dumps(self.saved, indent=1))
+            return self.saved[key]
+
+        return score
 
 
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
-
-
-def _short(text: str, width: int = 60) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def show_captions(model, data_dir: Path, decoder: str) -> None:
-    from tasks.corpora.scenes import caption_is_correct
-
-    folder = data_dir / "scenes/heldout"
-    rows = _rows(folder, 4)
-    print("\ncaptions of held-out images (colour/shape combinations never seen in training):")
-    for row, result in zip(rows, model.caption([str(folder / r["file_name"]) for r in rows])):
-        mark = "ok" if caption_is_correct(result.text, row["objects"]) else "--"
-        print(f"  {mark} {row['file_name']}: {result.text!r}\n     reference: {row['text']!r}")
-
-
-def show_transcripts(model, data_dir: Path, decoder: str) -> None:
-    from tasks.metrics import wer
-
-    folder = data_dir / "speech/eval"
-    row = _rows(folder, 1)[0]
-    result = model.transcribe(str(folder / row["file_name"]), decoder=decoder)
-    print(f"\na held-out recording ({decoder} decoder; unseen sentence and voice):\n  heard:     {result.text!r}\n"
-          f"  reference: {row['text']!r}")
-    long = data_dir / "long/recording.wav"
-    reference = json.loads(long.with_suffix(".json").read_text())
-    start = time.perf_counter()
-    result = model.transcribe(str(long), decoder=decoder)
-    seconds = time.perf_counter() - start
-    print(f"\nthe {reference['duration_s']:.0f} s recording ({reference['voice']}), transcribed in {seconds:.1f} s, "
-          f"WER {wer([reference['text']], [result.text]):.2f}:")
-    for segment in result.segments:
-        print(f"  [{_clock(segment.start_s)} - {_clock(segment.end_s)}] {_short(segment.text, 90)}")
-
-
-def show_labels(model, data_dir: Path, decoder: str) -> None:
-    rows = _text_rows(data_dir, 5)
-    print("\ntexts classified (emoji names -> Unicode group):")
-    for row, prediction in zip(rows, model.classify([r["text"] for r in rows])):
-        mark = "ok" if prediction.label == row["label"] else "--"
-        print(f"  {mark} {row['text']!r} -> {prediction.label} ({prediction.probabilities[prediction.label]:.2f}); "
-              f"true: {row['label']}")
-
-
-def _text_rows(data_dir: Path, n: int = 0) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in (data_dir / "text/eval.jsonl").read_text().splitlines() if line.strip()]
-    return rows[:n] if n else rows
-
-
-# ---------------------------------------------------------------------------------------------------------
-# 4. Held-out metrics and the goals: rows of {task, set, metric, value, goal, met}, first `n` examples a set
-
-
-def _row(task: str, split: str, metric: str, value: float, goal: str = "", met: bool | None = None) -> dict[str, Any]:
-    return {"task": task, "set": split, "metric": metric, "value": value, "goal": goal, "met": met}
-
-
-def caption_metrics(model, data_dir: Path, n: int, decoder: str) -> list[dict[str, Any]]:
-    from tasks.corpora.scenes import caption_is_correct
-    from tasks.metrics import bleu4, cider_d
-
+def heldout_metrics(model, data_dir: Path, sizes: DemoData) -> list[dict[str, Any]]:
+    singles = SingleScores(data_dir, sizes)
     table = []
-    for split, what, goal in (("eval", "scenes, new images", 0.95), ("heldout", "scenes, unseen combinations", 0.80)):
-        folder = data_dir / "scenes" / split
-        rows = _rows(folder, n)
-        hyps = [c.text for c in model.caption([str(folder / r["file_name"]) for r in rows])]
-        correct = sum(caption_is_correct(h, r["objects"]) for h, r in zip(hyps, rows)) / len(rows)
-        table += [_row("caption", what, "captions fully correct", correct, f">= {goal:.0%} (issue 5)", correct >= goal),
-                  _row("caption", what, "CIDEr-D", cider_d([r["captions"] for r in rows], hyps)),
-                  _row("caption", what, "BLEU-4", bleu4([r["captions"] for r in rows], hyps))]
+    for entry in model.config.data.mixture:
+        table += SETS[set_name(entry)].metrics(model, data_dir, sizes, singles)
+    for r in table:
+        r["within"] = within(r["value"], r["single_value"], r["metric"] in LOWER_IS_BETTER)
     return table
 
 
-def transcribe_metrics(model, data_dir: Path, n: int, decoder: str) -> list[dict[str, Any]]:
-    from tasks.metrics import cer, wer
-
-    folder = data_dir / "speech/eval"
-    rows = _rows(folder, n)
-    hyps = [t.text for t in model.transcribe([str(folder / r["file_name"]) for r in rows], decoder=decoder)]
-    refs = [r["text"] for r in rows]
-    what, word_errors = f"unseen sentences and voices ({decoder})", wer(refs, hyps)
-    return [_row("transcribe", what, "WER", word_errors, "<= 5% (issue 4)", word_errors <= 0.05),
-            _row("transcribe", what, "CER", cer(refs, hyps))]
-
-
-def classify_metrics(model, data_dir: Path, n: int, decoder: str) -> list[dict[str, Any]]:
-    """Every eval text, whatever `n`: classifying is cheap, and on 64 texts one label is 1.6 points of accuracy."""
-    from tasks.metrics import accuracy, macro_f1
-
-    rows = _text_rows(data_dir)
-    labels, gold = [p.label for p in model.classify([r["text"] for r in rows])], [r["label"] for r in rows]
-    return [_row("classify", "emoji names, eval split", "accuracy", accuracy(gold, labels), "none set (issue 6)"),
-            _row("classify", "emoji names, eval split", "macro-F1", macro_f1(gold, labels))]
-
-
-# task -> (show it at work, its held-out metrics); the demo runs those of the tasks the checkpoint trained
-SHOWCASE = {
-    "caption": (show_captions, caption_metrics),
-    "transcribe": (show_transcripts, transcribe_metrics),
-    "classify_head": (show_labels, classify_metrics),
-}
-
-
-def heldout_metrics(model, data_dir: Path, n: int, decoder: str) -> list[dict[str, Any]]:
-    return [row for entry in model.config.data.mixture for row in SHOWCASE[entry.task][1](model, data_dir, n, decoder)]
-
-
 def format_table(table: list[dict[str, Any]]) -> str:
-    def value(v: float, metric: str) -> str:
-        return f"{v:.3f}" if metric in ("CIDEr-D", "BLEU-4") else f"{v:.1%}"
+    def value(v: float | None, metric: str) -> str:
+        if v is None:
+            return "-"
+        if metric in ("CIDEr-D", "BLEU-4"):
+            return f"{v:.3f}"
+        return f"{v:g} of 7" if metric == "main object named" else f"{v:.1%}"
 
-    cells = [("task", "held-out set", "metric", "value", "goal", "met")]
-    cells += [(r["task"], r["set"], r["metric"], value(r["value"], r["metric"]), r["goal"] or "-",
-               {True: "yes", False: "no", None: ""}[r["met"]]) for r in table]
+    singles = any(r.get("single") for r in table)
+    head = ("task", "held-out set", "metric", "this model", "goal", "met")
+    head += ("single-task model", "its value", "within 10%") if singles else ()
+    cells = [head]
+    for r in table:
+        line = (r["task"], r["set"], r["metric"], value(r["value"], r["metric"]), r["goal"] or "-",
+                {True: "yes", False: "no", None: ""}[r["met"]])
+        if singles:
+            line += (r.get("single") or "-", value(r.get("single_value"), r["metric"]),
+                     {True: "yes", False: "no", None: ""}[r.get("within")])
+        cells.append(line)
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
-def cached_metrics(model, checkpoint: Path, data_dir: Path, sizes: DemoData, decoder: str) -> list[dict[str, Any]]:
+def cached_metrics(model, checkpoint: Path, data_dir: Path, sizes: DemoData) -> list[dict[str, Any]]:
     """The held-out table, computed once per checkpoint and kept next to the run."""
     cache = checkpoint.parent / METRICS_CACHE
     key = {"checkpoint": str(checkpoint), "written": (checkpoint / "model.safetensors").stat().st_mtime,
-           "examples": sizes.heldout_examples, "classify_texts": "all", "decoder": decoder}
+           "sizes": dataclasses.asdict(sizes), "decoder": model.config.training.eval_decoder}
     if cache.is_file():
         saved = json.loads(cache.read_text())
         if saved.get("key") == key:
             return saved["table"]
-    table = heldout_metrics(model, data_dir, sizes.heldout_examples, decoder)
+    table = heldout_metrics(model, data_dir, sizes)
     cache.write_text(json.dumps({"key": key, "table": table}, indent=1))
     return table
 
@@ -303,26 +188,31 @@ def run(config_path: str = DEFAULT_CONFIG, output: str | Path = DEFAULT_OUTPUT, 
         raise ValueError(f"unknown demo data size '{data}'; valid: {', '.join(DATA_SIZES)}")
     sizes, output = DATA_SIZES[data], Path(output)
     data_dir = output / "data"
-    print(f"1. demo corpora in {data_dir}")
-    make_data(data_dir, sizes)
     config = demo_config(config_path, data_dir, max_steps, overrides)
-    tasks = ", ".join(f"{e.task} (weight {e.weight:g})" for e in config.data.mixture)
-    print(f"2. one model trained on {tasks}: {config_path}, {config.training.max_steps} steps -> {output}")
+    names = [set_name(e) for e in config.data.mixture]
+    print(f"1. demo data sets in {data_dir}: {', '.join(names)}")
+    make_data(data_dir, sizes, names)
+    tasks = ", ".join(f"{set_name(e)} ({e.task}, weight {e.weight:g})" for e in config.data.mixture)
+    sources = config.training.init_from
+    begun = f" from {', '.join(sources) if isinstance(sources, list) else sources}" if sources else ""
+    print(f"2. one model trained{begun} on {tasks}: {config_path}, {config.training.max_steps} steps -> {output}")
     train_or_reuse(config, output, progress)
 
     checkpoint = next(d for d in (recover(output / "best"), recover(output / "last"))
                       if (d / "checkpoint.json").is_file())
     model = mm.load(checkpoint)
-    decoder = model.config.training.eval_decoder
     print(f"3. {checkpoint} at work")
     for entry in model.config.data.mixture:
-        SHOWCASE[entry.task][0](model, data_dir, decoder)
-    examples = "all" if not sizes.heldout_examples else sizes.heldout_examples
-    print(f"\n4. held-out metrics ({examples} examples a set; every eval text for classification)")
-    table = cached_metrics(model, checkpoint, data_dir, sizes, decoder)
+        SETS[set_name(entry)].show(model, data_dir, sizes)
+    print("\n4. held-out metrics")
+    table = cached_metrics(model, checkpoint, data_dir, sizes)
     print(format_table(table))
+    compared = [r for r in table if r.get("within") is not None]
+    if compared:
+        close = sum(r["within"] for r in compared)
+        print(f"\nwithin 10 % of the single-task models on {close} of {len(compared)} held-out metrics")
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"\ndone in {(time.perf_counter() - start) / 60:.1f} min, peak memory {peak_gb:.1f} GB (main process). "
-          f"The same checkpoint serves `multimodal caption|transcribe|classify --model {output}` and "
+          f"The same checkpoint serves `multimodal caption|transcribe|classify|tag --model {output}` and "
           f"`mm.load('{output}')`.")
     return table

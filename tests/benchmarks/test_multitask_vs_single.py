@@ -16,7 +16,7 @@ from . import load_benchmark
 
 def test_each_task_gets_the_micro_batches_the_mixture_drew(tmp_path):
     bench = load_benchmark("multitask_vs_single")
-    config = demo_config(ROOT / "configs/demo.yaml", tmp_path, 40, ["training.grad_accum_steps=3"])
+    config = demo_config(ROOT / "configs/multitask_synthetic.yaml", tmp_path, 40, ["training.grad_accum_steps=3"])
     budget = bench.task_budget(config)
     assert sum(budget.values()) == 40 * 3
     weights = [e.weight for e in config.data.mixture]

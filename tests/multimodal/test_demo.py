@@ -1,6 +1,7 @@
 """`multimodal demo` end to end with a tiny model and the small corpora: data, multi-task training, the
 checkpoint at work, the held-out table; a second run reuses everything."""
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -8,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from multimodal.cli import main
-from multimodal.demo import DATA_SIZES, classify_metrics, demo_config, format_table
+from multimodal.config import load_config
+from multimodal import shipped
+from multimodal.demo import DATA_SIZES, demo_config, format_table
+from multimodal.demo_sets import classify_metrics, within
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +25,7 @@ def test_demo_trains_once_then_reuses(tmp_path, capsys, monkeypatch):
     assert main(args) == 0
     first_s = time.perf_counter() - start
     out = capsys.readouterr().out
-    for expected in ("1. demo corpora", "trained 3 steps", "captions of held-out images", "a held-out recording",
+    for expected in ("1. demo data sets", "trained 3 steps", "captions of held-out images", "a held-out recording",
                      "texts classified", "captions fully correct", ">= 80% (issue 5)", "<= 5% (issue 4)", "macro-F1"):
         assert expected in out, expected
     assert "[00:00.0 - " in out, "the long recording has no timestamped segment"
@@ -49,15 +53,35 @@ def test_demo_shows_only_the_tasks_it_trained(tmp_path, capsys, monkeypatch):
 
 
 def test_demo_config_points_the_mixture_at_the_demo_data(tmp_path):
-    config = demo_config(ROOT / "configs/demo.yaml", tmp_path, max_steps=7)
+    config = demo_config(ROOT / "configs/multitask_synthetic.yaml", tmp_path, max_steps=7)
     assert config.training.max_steps == 7
-    assert [(e.task, e.train) for e in config.data.mixture] == [
-        ("caption", str(tmp_path / "scenes/train")), ("transcribe", str(tmp_path / "speech/train")),
-        ("classify_head", str(tmp_path / "text/train.jsonl"))]
-    config = demo_config(ROOT / "configs/tiny.yaml", tmp_path, None)  # no mixture: the default one
+    assert [(e.task, e.train, e.eval) for e in config.data.mixture] == [
+        ("caption", str(tmp_path / "scenes/train"), str(tmp_path / "scenes/eval")),
+        ("transcribe", str(tmp_path / "speech/train"), str(tmp_path / "speech/eval")),
+        ("classify_head", str(tmp_path / "text/train.jsonl"), str(tmp_path / "text/eval.jsonl"))]
+    config = demo_config(ROOT / "configs/tiny.yaml", tmp_path, None)  # no mixture: the synthetic one
     assert [e.task for e in config.data.mixture] == ["caption", "transcribe", "classify_head"]
-    with pytest.raises(ValueError, match="not for ner"):
+    with pytest.raises(ValueError, match="not ner"):
         demo_config(ROOT / "configs/tiny.yaml", tmp_path, None, ["data.mixture=[{task: ner}]"])
+
+
+def test_the_make_demo_config_starts_from_shipped_models_and_reads_the_real_sets(tmp_path):
+    config = demo_config(ROOT / "configs/demo.yaml", tmp_path, None)
+    assert [(e.name, e.task, e.train) for e in config.data.mixture] == [
+        ("objects", "caption", str(tmp_path / "objects/train")),
+        ("voices", "transcribe", str(tmp_path / "voices/train")),
+        ("reviews", "classify_head", str(tmp_path / "reviews/train.jsonl")),
+        ("tweets", "ner", str(tmp_path / "tweets/train.jsonl"))]
+    sources = config.training.init_from
+    assert set(sources) <= set(shipped.names())
+    ranks = [load_config(shipped.verified_dir(name) / "config.yaml").training.backbone.lora_r for name in sources]
+    assert config.training.backbone.lora_r >= sum(ranks)  # room for every source's LoRA update
+
+
+def test_within_ten_percent_goes_the_right_way_for_error_rates():
+    assert within(0.85, 0.90, lower_is_better=False) and not within(0.80, 0.90, lower_is_better=False)
+    assert within(0.50, 0.46, lower_is_better=True) and not within(0.52, 0.46, lower_is_better=True)
+    assert within(0.5, None, lower_is_better=False) is None
 
 
 def test_metrics_table_lines_up():
@@ -67,6 +91,14 @@ def test_metrics_table_lines_up():
     lines = format_table(table).splitlines()
     assert lines[0].index("metric") == lines[2].index("captions") == lines[3].index("CIDEr-D")
     assert "50.0%" in lines[2] and lines[2].endswith("no") and "1.250" in lines[3]
+    assert "single-task" not in lines[0]
+    compared = [{**table[0], "single": "caption-en", "single_value": 0.6, "within": False},
+                {"task": "caption", "set": "photos", "metric": "main object named", "value": 2, "goal": ">= 5 of 7",
+                 "met": False, "single": "caption-en", "single_value": 2, "within": True}]
+    lines = format_table(compared).splitlines()
+    assert lines[0].endswith("single-task model  its value  within 10%")
+    assert lines[2].endswith("no") and "60.0%" in lines[2] and "caption-en" in lines[2]
+    assert "2 of 7" in lines[3] and lines[3].endswith("yes")
     assert set(DATA_SIZES) == {"full", "small"}
 
 
@@ -80,5 +112,6 @@ def test_classification_is_scored_on_every_eval_text(tmp_path):
         def classify(self, texts):
             return [type("P", (), {"label": "a"})() for _ in texts]
 
-    accuracy = next(r for r in classify_metrics(AlwaysA(), tmp_path, 2, "ctc") if r["metric"] == "accuracy")
+    sizes = dataclasses.replace(DATA_SIZES["small"], heldout_examples=2)
+    accuracy = next(r for r in classify_metrics(AlwaysA(), tmp_path, sizes) if r["metric"] == "accuracy")
     assert accuracy["value"] == pytest.approx(2 / 5)  # 1.0 if only the first 2 texts were scored
