@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import resource
 import time
 from pathlib import Path
@@ -51,9 +52,12 @@ def demo_config(config_path: str | Path, data_dir: Path, max_steps: int | None, 
     if unknown:
         raise ValueError(f"{config_path}: the demo has data sets {', '.join(SETS)} (named by a mixture entry's "
                          f"name, else its task), not {', '.join(unknown)}")
-    config.data.mixture = [dataclasses.replace(e, train=str(data_dir / SETS[set_name(e)].train),
-                                               eval=str(data_dir / SETS[set_name(e)].eval) if SETS[set_name(e)].eval else "")
-                           for e in mixture]
+    placed = []
+    for entry in mixture:
+        paths = SETS[set_name(entry)]
+        placed.append(dataclasses.replace(entry, train=str(data_dir / paths.train),
+                                          eval=str(data_dir / paths.eval) if paths.eval else ""))
+    config.data.mixture = placed
     if max_steps is not None:
         config.training.max_steps = max_steps
     return config
@@ -98,7 +102,7 @@ def train_or_reuse(config: Config, output: Path, progress: bool = True) -> bool:
 
 class SingleScores:
     """The shipped single-task models' scores on the demo's sets: each model loaded once, each score computed once
-    and kept in DATA_DIR/single_task_metrics.json (keyed by the model's weights hash and the set sizes)."""
+    and kept in DATA_DIR/single_task_metrics.json (keyed by the hashes of the model's files and the set sizes)."""
 
     def __init__(self, data_dir: Path, sizes: DemoData):
         self.path, self.sizes, self.data_dir = data_dir / SINGLES_CACHE, sizes, data_dir
@@ -109,15 +113,18 @@ class SingleScores:
         def score(fn):
             from multimodal import shipped
 
-            weights = shipped.read_manifest(name).files["model.safetensors"]["sha256"][:16]
-            key = f"{name}:{weights}:{fn.__name__}:{hashlib.sha256(repr(self.sizes).encode()).hexdigest()[:12]}"
+            files = shipped.read_manifest(name).files  # the model as shipped: its weights and its config
+            model_id = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]
+            key = f"{name}:{model_id}:{fn.__name__}:{hashlib.sha256(repr(self.sizes).encode()).hexdigest()[:12]}"
             if key not in self.saved:
                 if name not in self.models:
                     import multimodal as mm
 
                     self.models = {name: mm.load(name)}  # one at a time: they are scored set by set
                 self.saved[key] = fn(self.models[name], self.data_dir, self.sizes)
-                self.path.write_text(json.dumps(self.saved, indent=1))
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(self.saved, indent=1))
+                os.replace(tmp, self.path)
             return self.saved[key]
 
         return score
