@@ -105,7 +105,8 @@ weights-caption-en:
 		--eval $(OBJ)/eval --eval $(CACHE)/data/scenes/eval --eval $(EMO)/eval \
 		training.init_from=$(CAP)-tags training.max_steps=300 training.warmup_steps=20 training.adapters.lr=1.0e-3 \
 		training.backbone.lr=2.0e-4 training.eval_every=150 $$([ -d $(CAP)/last ] && echo --resume)
-	$(MM) ship $(CAP) --name caption-en --test $(OBJ)/test --root $(WEIGHTS_OUT) --card multimodal/shipped/caption-en/README.md
+	$(MM) ship $(CAP) --name caption-en --test $(OBJ)/test --root $(WEIGHTS_OUT) --card multimodal/shipped/caption-en/README.md \
+		--set encoders.image.tag_words=everyday
 
 # The object-caption corpus (tasks/corpora/objects.py): the first run unpacks the Debian packages of stamps, clip
 # art and photos into $(CACHE)/objects_src (apt-get download, dpkg-deb -x; GPL / CC-BY-SA, never committed).

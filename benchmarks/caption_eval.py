@@ -15,7 +15,8 @@ BLEU-4 and CIDEr-D against every reference phrasing of the row (`captions`, else
   objects the caption names (`tasks.corpora.object_names.object_named`) and of images with every object named,
   each with its 95 % bootstrap interval over images; on unseen objects also `imagenet_ceiling`, the share whose
   name an ImageNet class name contains (the most that copying a right ImageNet tag can name).
-`--no-tags` / `--no-object-tags` caption without the tags / without the object head's names (ablations).
+`--no-tags` / `--no-object-tags` caption without the tags / without the object head's names (ablations);
+`--tag-words everyday` words the ImageNet tags as everyday words (dog, not malamute).
 `--dev-photos` captions the 7 darknet photographs (`tasks.corpora.object_sources.dev_photos`) and counts those whose
 caption names the main object. Then the captioning latency per image, one image at a time and batched, and a PNG grid of held-out images
 with their generated captions (default `benchmarks/results/caption_grid.png`). `--json FILE` keeps it all.
@@ -235,6 +236,9 @@ def main(argv: list[str] | None = None) -> dict:
                         "trained with them (an inference-time ablation: how much the captions lean on the tags)")
     p.add_argument("--no-object-tags", action="store_true",
                    help="caption without the object head's names, keeping ImageNet's tags (the head's share)")
+    p.add_argument("--tag-words", choices=["imagenet", "everyday"],
+                   help="word the ImageNet tags as class names or as everyday words (encoders/imagenet_basic.py); "
+                        "default: the model's encoders.image.tag_words")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -247,8 +251,10 @@ def main(argv: list[str] | None = None) -> dict:
         image = model.encoders["image"].config  # with neither, the processor adds no tag text (multimodal/processor.py)
         image.object_tags = 0
         image.tags = 0 if args.no_tags else image.tags
+    if args.tag_words and "image" in model.encoders:
+        model.encoders["image"].config.tag_words = args.tag_words
     results: dict = {"model": str(args.model), "no_tags": args.no_tags, "no_object_tags": args.no_object_tags,
-                     "sets": {}}
+                     "tag_words": args.tag_words or "the model's", "sets": {}}
     print(f"{'set':<18} {'images':>6} {'BLEU-4':>7} {'CIDEr-D':>8}  extra")
     for s in sets:
         files = [s.folder / r["file_name"] for r in s.rows]

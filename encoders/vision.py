@@ -14,6 +14,7 @@ from torch import nn
 
 from .efficientnet_lite import VARIANTS as EFFICIENTNET_LITE_VARIANTS
 from .efficientnet_lite import load_weights as load_efficientnet_lite_weights
+from .imagenet_basic import basic_name
 from .object_head import ObjectHead
 from .output import EncoderOutput
 
@@ -50,6 +51,9 @@ class VisionEncoderConfig:
     # so a captioner can name objects no caption it trained on names. 0 = none. The tags always come from the
     # whole network, also when output_stage cuts the tokens' grid earlier.
     tags: int = 0
+    # How those ImageNet tags are worded: "imagenet", the class names ("malamute", "kite"); "everyday", the word a
+    # person would use where one covers the class ("dog", "bird"; encoders/imagenet_basic.py), repeats dropped.
+    tag_words: Literal["imagenet", "everyday"] = "imagenet"
     # timm CNNs: a learned object-name head (encoders/object_head.py) on the same final features. Its names
     # with a probability of at least `object_tag_threshold`, at most `object_tags` of them, go before the
     # ImageNet tags. `multimodal fit-tags` fits it on the object names of captioned image folders and fills
@@ -202,8 +206,11 @@ class VisionEncoder(nn.Module):
                 raise ValueError("encoders.image.tags needs the ImageNet head, which this encoder was built without")
             pooled = self.model.forward_head(features, pre_logits=True)  # (B, C): timm's own pooling (CNN: the mean)
             names = imagenet_names()
+            words = (lambda i: basic_name(i, names[i])) if self.config.tag_words == "everyday" else names.__getitem__
             for own, row in zip(out, self.tag_head(pooled).topk(self.config.tags, dim=-1).indices.tolist()):
-                own += [names[i] for i in row if names[i] not in own]
+                for word in map(words, row):
+                    if word not in own:
+                        own.append(word)
         return out
 
     @property

@@ -337,9 +337,11 @@ def _ship(args: argparse.Namespace) -> None:
             raise ValueError(f"--decoding {item!r}: write KEY=VALUE, e.g. num_beams=3")
         decoding[key] = yaml.safe_load(value)
     command = " ".join(["multimodal ship", shlex.quote(args.checkpoint), "--name", shlex.quote(args.name), "--test",
-                        shlex.quote(args.test), *(f"--decoding {shlex.quote(d)}" for d in args.decoding)])
+                        shlex.quote(args.test), *(f"--decoding {shlex.quote(d)}" for d in args.decoding),
+                        *(f"--set {shlex.quote(s)}" for s in args.set)])
     m = ship(args.checkpoint, args.name, args.test, card=args.card, decoding=decoding, force=args.force,
-             batch_size=args.batch_size, command=command, **({"root": Path(args.root)} if args.root else {}))
+             batch_size=args.batch_size, command=command, settings=args.set,
+             **({"root": Path(args.root)} if args.root else {}))
     h = m.headline
     print(f"shipped '{m.name}' ({m.weight_bytes / 1e6:.2f} MB of weights): {h['metric']} {h['value']:.4f} "
           f"[{h['low']:.4f}, {h['high']:.4f}] on {h['n_examples']} test examples")
@@ -493,6 +495,9 @@ def parser() -> argparse.ArgumentParser:
     sh.add_argument("--decoding", action="append", default=[], metavar="KEY=VALUE",
                     help="a decoding setting the figures need, e.g. num_beams=3 or decoder=ctc (repeatable)")
     sh.add_argument("--root", help="write into this folder instead of the package's shipped models (a rebuild)")
+    sh.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config setting the shipped model keeps, read at run time (repeatable), e.g. "
+                         "encoders.image.tag_words=everyday; one that changes the weights is refused")
     sh.add_argument("--force", action="store_true", help="replace the model even if the new one scores lower")
     sh.add_argument("--batch-size", type=int, default=16)
     sh.set_defaults(func=_ship)

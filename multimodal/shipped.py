@@ -171,12 +171,14 @@ def _better(new: dict[str, Any], old: dict[str, Any]) -> bool:
 
 def ship(checkpoint: str | Path, name: str, test_data: Any, card: str | Path | None = None,
          decoding: dict[str, Any] | None = None, root: Path | None = None, force: bool = False,
-         batch_size: int = 16, command: str = "") -> Manifest:
+         batch_size: int = 16, command: str = "", settings: list[str] | tuple[str, ...] = ()) -> Manifest:
     """Write shipped model `name` from a trained checkpoint (dir or run dir) and return its manifest.
 
     The trained weights are stored in bf16; that bf16 model is scored on `test_data` with the task's metrics and
     a 95 % bootstrap interval. An existing model of that name is replaced only when the headline metric improves
-    (`force` overrides), and only while all shipped weights stay within BUDGET_BYTES.
+    (`force` overrides), and only while all shipped weights stay within BUDGET_BYTES. `settings` are config
+    overrides ("encoders.image.tag_words=everyday") the shipped model keeps: settings read at run time, never
+    ones that change its weights.
     """
     from multimodal.checkpoint import load, save
     from multimodal.data import load_rows
@@ -187,6 +189,13 @@ def ship(checkpoint: str | Path, name: str, test_data: Any, card: str | Path | N
         raise ValueError(f"shipped model name {name!r} must be a plain folder name such as 'sentiment-en'")
     root = _root(root)
     model = load(checkpoint)
+    if settings:
+        from multimodal.config import Config, apply_override, from_dict, to_dict
+
+        data = to_dict(model.config)
+        for item in settings:
+            apply_override(data, item, Config)
+        model.config = from_dict(Config, data)
     task = get_task(model.config.data.task)
     unknown = set(decoding or {}) - set(DECODING_KEYS.get(task.name, ()))
     if unknown:
@@ -194,7 +203,12 @@ def ship(checkpoint: str | Path, name: str, test_data: Any, card: str | Path | N
                          f"(it takes: {', '.join(DECODING_KEYS.get(task.name, ())) or 'none'})")
     with staging(root / name) as tmp:  # a killed or failed ship leaves the shipped model as it was
         save(model, tmp / "model", adapter_only=True, dtype=torch.bfloat16)
-        shipped = load(tmp / "model")  # the bf16 weights are what users get: score those
+        try:
+            shipped = load(tmp / "model")  # the bf16 weights are what users get: score those
+        except CheckpointError as e:
+            if not settings:
+                raise
+            raise ValueError(f"the settings {list(settings)} change the model's weights, not only how it runs: {e}") from None
         stored = dict(decoding or {})
         for key in DECODING_FILES:  # a word list or n-gram LM the settings name travels inside the model
             if isinstance(stored.get(key), str) and stored[key]:

@@ -212,6 +212,21 @@ def test_the_ship_command_records_how_it_was_called_and_refuses_a_bad_setting(ch
     assert code == 2 and "must be a plain folder name" in err
 
 
+def test_ship_keeps_a_run_time_setting_and_refuses_one_that_changes_the_weights(checkpoint, root, tmp_path, capsys):
+    data = text_file(tmp_path / "test.jsonl")
+    code, out, err = run(capsys, "ship", checkpoint, "--name", "tiny-cls", "--test", data,
+                         "--set", "heads.classify.threshold=0.7")
+    assert code == 0, err
+    assert mm.load("tiny-cls").config.heads.classify.threshold == 0.7
+    assert mm.load(checkpoint).config.heads.classify.threshold == 0.5  # the checkpoint itself is left alone
+    assert "--set heads.classify.threshold=0.7" in shipped.read_manifest("tiny-cls").headline["command"]
+    before = shipped.read_manifest("tiny-cls")
+    code, _, err = run(capsys, "ship", checkpoint, "--name", "tiny-cls", "--test", data, "--force",
+                       "--set", "heads.classify.labels=[fruit,weather,sport]")
+    assert code == 2 and "change the model's weights" in err, err
+    assert shipped.read_manifest("tiny-cls") == before  # the shipped model is as it was
+
+
 def test_a_speech_models_word_list_ships_inside_it_and_is_found_by_name(root, tmp_path):
     from .corpora import audio_folder
     from .test_train import ROOT
