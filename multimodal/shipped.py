@@ -208,7 +208,8 @@ def ship(checkpoint: str | Path, name: str, test_data: Any, card: str | Path | N
         except CheckpointError as e:
             if not settings:
                 raise
-            raise ValueError(f"the settings {list(settings)} change the model's weights, not only how it runs: {e}") from None
+            raise ValueError(f"the settings {list(settings)} change the model's weights, not only how it runs: "
+                             f"{e}") from None
         stored = dict(decoding or {})
         for key in DECODING_FILES:  # a word list or n-gram LM the settings name travels inside the model
             if isinstance(stored.get(key), str) and stored[key]:

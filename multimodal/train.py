@@ -30,13 +30,13 @@ from tqdm.auto import tqdm
 
 from multimodal.build import build
 from multimodal.checkpoint import CheckpointError, hold_run_dir, load_weights, recover, save, verified
-from multimodal.warm_start import init_from
 from multimodal.config import Config, TrainingConfig
 from multimodal.data import collator_for, load_rows, task_loader
 from multimodal.evaluate import evaluate
 from multimodal.mixture import SCORE, Mixture
 from multimodal.model import LOSS_TERMS, loss_items
 from multimodal.trainable import count_parameters, parameter_groups
+from multimodal.warm_start import init_from
 from tasks import get_task
 from tasks.metrics import HIGHER_IS_BETTER
 
