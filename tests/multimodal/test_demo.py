@@ -115,3 +115,44 @@ def test_classification_is_scored_on_every_eval_text(tmp_path):
     sizes = dataclasses.replace(DATA_SIZES["small"], heldout_examples=2)
     accuracy = next(r for r in classify_metrics(AlwaysA(), tmp_path, sizes) if r["metric"] == "accuracy")
     assert accuracy["value"] == pytest.approx(2 / 5)  # 1.0 if only the first 2 texts were scored
+
+
+def test_the_shipped_models_scores_are_computed_once_and_redone_when_the_model_changes(tmp_path, monkeypatch):
+    """Each shipped model is scored once per set and sizes (kept in the data dir); a changed file of the model
+    (weights or config) makes its key new. The table marks "within 10 %" against that score."""
+    from multimodal import demo
+    from multimodal.shipped import Manifest
+
+    files = {"model.safetensors": {"sha256": "a" * 64, "bytes": 1}}
+    monkeypatch.setattr("multimodal.shipped.read_manifest",
+                        lambda name, root=None: Manifest(name, "classify_head", {}, dict(files), {}))
+    loads = []
+    monkeypatch.setattr("multimodal.load", lambda name: loads.append(name) or f"model {name}")
+    calls = []
+
+    def accuracy(model, data_dir, sizes):
+        calls.append(model)
+        return {"accuracy": 0.80}
+
+    sizes = DATA_SIZES["small"]
+    assert demo.SingleScores(tmp_path, sizes)["sentiment-en"](accuracy) == {"accuracy": 0.80}
+    assert demo.SingleScores(tmp_path, sizes)["sentiment-en"](accuracy) == {"accuracy": 0.80}  # from the file
+    assert calls == ["model sentiment-en"] and loads == ["sentiment-en"]
+    files["config.yaml"] = {"sha256": "b" * 64, "bytes": 1}  # e.g. shipped again with another run-time setting
+    demo.SingleScores(tmp_path, sizes)["sentiment-en"](accuracy)
+    assert len(calls) == 2
+    demo.SingleScores(tmp_path, dataclasses.replace(sizes, reviews_test=3))["sentiment-en"](accuracy)
+    assert len(calls) == 3  # other sizes, other rows
+
+    class Entry:
+        name, task = "reviews", "classify_head"
+
+    class Model:
+        config = type("C", (), {"data": type("D", (), {"mixture": [Entry()]})()})()
+
+    monkeypatch.setitem(demo.SETS, "reviews", dataclasses.replace(
+        demo.SETS["reviews"], metrics=lambda model, data_dir, sizes, singles: [
+            {"task": "sentiment", "set": "s", "metric": "accuracy", "value": 0.71, "goal": "", "met": None,
+             "single": "sentiment-en", "single_value": singles["sentiment-en"](accuracy)["accuracy"]}]))
+    (row,) = demo.heldout_metrics(Model(), tmp_path, sizes)
+    assert row["single_value"] == 0.80 and row["within"] is False  # 0.71 < 0.9 * 0.80
