@@ -206,9 +206,10 @@ class VisionEncoder(nn.Module):
                 raise ValueError("encoders.image.tags needs the ImageNet head, which this encoder was built without")
             pooled = self.model.forward_head(features, pre_logits=True)  # (B, C): timm's own pooling (CNN: the mean)
             names = imagenet_names()
-            words = (lambda i: basic_name(i, names[i])) if self.config.tag_words == "everyday" else names.__getitem__
+            everyday = self.config.tag_words == "everyday"
             for own, row in zip(out, self.tag_head(pooled).topk(self.config.tags, dim=-1).indices.tolist()):
-                for word in map(words, row):
+                for i in row:
+                    word = basic_name(i, names[i]) if everyday else names[i]
                     if word not in own:
                         own.append(word)
         return out

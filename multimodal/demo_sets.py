@@ -93,14 +93,14 @@ def within(value: float, single: float | None, lower_is_better: bool) -> bool | 
     return value <= single * (1 + WITHIN) if lower_is_better else value >= single * (1 - WITHIN)
 
 
-def _rows(folder: Path, n: int = 0) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
-    return rows[:n] if n else rows
-
-
 def _jsonl(path: Path, n: int = 0) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return rows[:n] if n else rows
+
+
+def _rows(folder: Path, n: int = 0) -> list[dict[str, Any]]:
+    """A media folder's metadata rows (the first `n`; 0 = all)."""
+    return _jsonl(folder / "metadata.jsonl", n)
 
 
 def _clock(seconds: float) -> str:

@@ -62,6 +62,9 @@ def init_from(model: MultimodalModel, directories: str | Path | list[str | Path]
     sources = [Path(d) for d in ([directories] if isinstance(directories, (str, Path)) else directories)]
     if not sources:
         raise ValueError("init_from needs at least one checkpoint")
+    repeated = sorted({str(d) for d in sources if sources.count(d) > 1})
+    if repeated:  # its LoRA update would be stacked twice, i.e. doubled
+        raise ValueError(f"init_from names {', '.join(repeated)} more than once")
     own = model.state_dict()
     layers = _lora_layers(model)
     taken: dict[str, Path] = {}  # plain weight -> the source it came from

@@ -248,4 +248,21 @@ def as_lexicon_decoder(lexicon: "LexiconDecoder | str | os.PathLike | Iterable[s
                          f"are in {accent or 'each voice'!r}")
     if lexicon is None or isinstance(lexicon, LexiconDecoder):
         return lexicon
+    if rescorer is None and isinstance(lexicon, (str, os.PathLike)):  # files: built once while they stay the same
+        return _built(os.fspath(lexicon), _stamp(lexicon), None if lm is None else os.fspath(lm), _stamp(lm), units, accent)
     return LexiconDecoder(lexicon, lm=lm, units=units, accent=accent, rescorer=rescorer)
+
+
+def _stamp(path: str | os.PathLike | None) -> tuple[int, int] | None:
+    """(mtime in ns, size) of a file, None for none: a file changed in place gets a new decoder."""
+    try:
+        stat = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return None if stat is None else (stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=2)  # reading an n-gram LM takes seconds (speech-en's: 2.9 s), once per transcribe call
+def _built(lexicon: str, lexicon_stamp, lm: str | None, lm_stamp, units: str, accent: str) -> "LexiconDecoder":
+    """A decoder built from files, kept: the search holds no state between calls."""
+    return LexiconDecoder(lexicon, lm=lm, units=units, accent=accent)

@@ -74,5 +74,7 @@ def test_too_few_ranks_and_two_sources_disagreeing_are_errors_naming_them(tmp_pa
         init_from(mm.build(TINY, lora(3, 6)), [tmp_path / "a", tmp_path / "b"])
     with pytest.raises(CheckpointError, match=r"both '.*a' and '.*b' hold the weight adapters\..*, differently"):
         init_from(mm.build(TINY, lora(4, 8)), [tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(ValueError, match=r"names .*a more than once"):
+        init_from(mm.build(TINY, lora(4, 8)), [tmp_path / "a", tmp_path / "a"])
     with pytest.raises(ValueError, match="at least one checkpoint"):
         init_from(mm.build(TINY, lora(4, 8)), [])

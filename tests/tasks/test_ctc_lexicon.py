@@ -57,6 +57,17 @@ def test_word_lists_from_text_jsonl_and_strings(tmp_path):
     assert as_lexicon_decoder(None) is None
 
 
+def test_a_decoder_built_from_files_is_built_once_while_the_files_stay_the_same(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("hello world\n")
+    first = as_lexicon_decoder(str(words))
+    assert as_lexicon_decoder(words) is first  # a path or its string: the same files
+    words.write_text("hello world again\n")  # changed in place: read anew
+    second = as_lexicon_decoder(str(words))
+    assert second is not first and second.words == ["again", "hello", "world"]
+    assert as_lexicon_decoder(["hello", "world"]) is not as_lexicon_decoder(["hello", "world"])  # not files: no cache
+
+
 def test_bad_word_lists_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.txt"):
         read_words(tmp_path / "nowhere.txt")
